@@ -1,0 +1,1 @@
+"""Platform connectors: one package per platform, plus the contract in ``base``."""
