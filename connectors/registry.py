@@ -61,8 +61,8 @@ def get(name: str) -> type[Connector[ConnectorSettings]]:
     if name in _BUILTINS:
         try:
             cls = _load(_BUILTINS[name])
-        except ModuleNotFoundError as exc:
-            raise UnknownConnector(f"connector {name!r} is not installed here ({exc})") from exc
+        except (ImportError, AttributeError) as exc:
+            raise UnknownConnector(f"connector {name!r} cannot be loaded here ({exc})") from exc
         _registered[name] = cls
         return cls
     for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -1,0 +1,195 @@
+"""Wiring: the one place that puts connectors, storage, pipeline, triage and scheduler together.
+
+Roles (``unsource run --role``): ``ingest`` runs the connectors (listen/poll) and the
+dispatcher (sending needs the connectors' sessions); ``worker`` runs triage workers;
+``scheduler`` runs the periodic sweeps; ``all`` runs everything in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.config_watch import ConfigHolder, secrets_of
+from bot.errors import AuthError, ConnectorError
+from bot.logging_setup import SCRUBBER
+from bot.models import HealthState
+from bot.pipeline.dispatcher import Dispatcher, RetryPolicy
+from bot.pipeline.ingest import Ingestor
+from bot.pipeline.roles import Directory
+from bot.pipeline.triage_stage import RuleTriager, Triager
+from bot.pipeline.worker import Worker, WorkerEnv
+from bot.settings import Config
+from bot.storage import migrate, outbox, work
+from bot.storage.engine import create_engine, session_factory
+from bot.supervisor import Supervisor
+from connectors.base import AnyConnector, ConnectorContext, PullConnector, PushConnector
+
+log = logging.getLogger("unsource.app")
+
+Role = Literal["all", "ingest", "worker", "scheduler"]
+
+
+def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEnv:
+    s = config.settings
+    return WorkerEnv(
+        triager=triager or RuleTriager(),
+        directory=Directory(tuple(s.helpers)),
+        staff_connector=s.staff.connector,
+        staff_conversation=s.staff.conversation,
+    )
+
+
+@dataclass
+class App:
+    holder: ConfigHolder
+    role: Role = "all"
+    upgrade: bool | None = None  # None: follow storage.auto_upgrade
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    triager_factory: Callable[[Config], Triager] | None = None
+
+    def __post_init__(self) -> None:
+        self.connectors: dict[str, AnyConnector] = {}
+        self.workers: list[Worker] = []
+        self.dispatcher: Dispatcher | None = None
+        self.ingestor: Ingestor | None = None
+        self.supervisor = Supervisor()
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self.ready = asyncio.Event()
+        self._env: WorkerEnv | None = None
+        self.holder.listeners.append(lambda _old, new: self._on_reload(new))
+
+    def _on_reload(self, config: Config) -> None:
+        SCRUBBER.update(secrets_of(config))
+        self._env = build_worker_env(config, self.triager_factory(config) if self.triager_factory else None)
+
+    def env(self) -> WorkerEnv:
+        assert self._env is not None
+        return self._env
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.holder.current
+        s = config.settings
+        url = s.storage.url
+        if self.upgrade if self.upgrade is not None else s.storage.auto_upgrade:
+            await migrate.upgrade(url)
+        engine = create_engine(url, pool_size=s.storage.pool_size, busy_timeout_s=s.storage.busy_timeout.total_seconds())
+        sessions = session_factory(engine)
+        self._on_reload(config)
+        started: list[AnyConnector] = []
+        try:
+            if self.role in ("all", "worker"):
+                for i in range(s.pipeline.workers):
+                    w = Worker(
+                        f"{self.instance}:w{i}",
+                        sessions,
+                        self.env,
+                        batch=s.pipeline.claim_batch,
+                        lease=s.pipeline.lease,
+                        idle=s.pipeline.idle_poll.total_seconds(),
+                    )
+                    self.workers.append(w)
+            if self.role in ("all", "ingest"):
+                self.ingestor = Ingestor(sessions, on_stored=self._wake_workers)
+                for cc in config.enabled_connectors:
+                    assert cc.cls is not None and cc.settings is not None
+                    connector = cc.cls(cc.id, cc.settings, ConnectorContext(data_dir=s.data_dir))
+                    try:
+                        await connector.start()
+                    except AuthError as exc:
+                        connector.set_health(HealthState.DOWN, f"authentication failed: {exc}")
+                        log.error("connector %s: authentication failed at start: %s", cc.id, exc)
+                    except ConnectorError as exc:
+                        connector.set_health(HealthState.DOWN, str(exc))
+                        log.error("connector %s failed to start: %s", cc.id, exc)
+                    started.append(connector)
+                    self.connectors[cc.id] = connector
+                d = s.dispatcher
+                self.dispatcher = Dispatcher(
+                    f"{self.instance}:dispatch",
+                    sessions,
+                    self.connectors,
+                    policy=RetryPolicy(d.max_attempts, d.backoff_base, d.backoff_cap),
+                    concurrency=d.concurrency,
+                    idle=d.idle_poll.total_seconds(),
+                )
+                await self.dispatcher.recover(older_than=timedelta(0))
+                for w in self.workers:
+                    w.on_planned = self.dispatcher.wake
+                for cid, connector in self.connectors.items():
+                    if isinstance(connector, PushConnector):
+                        self.supervisor.start(f"listen:{cid}", lambda c=connector: self.ingestor.listen(c))  # type: ignore[union-attr,misc]
+                    elif isinstance(connector, PullConnector):
+                        self.scheduler.add_job(
+                            self._poll_job,
+                            "interval",
+                            seconds=60,
+                            args=[cid],
+                            id=f"poll:{cid}",
+                            next_run_time=datetime.now(UTC),
+                            misfire_grace_time=None,
+                        )
+                self.supervisor.start("dispatcher", self.dispatcher.run)
+            for i, w in enumerate(self.workers):
+                self.supervisor.start(f"worker:{i}", w.run)
+            if self.role in ("all", "scheduler"):
+                self.scheduler.add_job(
+                    self._report_job, "interval", seconds=60, args=[], id="report", misfire_grace_time=None
+                )
+                self._sessions = sessions
+            if config.source is not None:
+                self.supervisor.start("config-watch", self.holder.watch)
+            self.scheduler.start()
+            log.info(
+                "unsource running",
+                extra={"role": self.role, "instance": self.instance, "connectors": ",".join(self.connectors) or "-"},
+            )
+            self.ready.set()
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            await self.supervisor.stop()
+            for connector in reversed(started):
+                try:
+                    await connector.stop()
+                except Exception:
+                    log.exception("connector %s failed to stop cleanly", connector.id)
+            await engine.dispose()
+            log.info("stopped")
+
+    def _wake_workers(self) -> None:
+        for w in self.workers:
+            w.wake()
+
+    async def _poll_job(self, connector_id: str) -> None:
+        connector = self.connectors.get(connector_id)
+        if not isinstance(connector, PullConnector) or self.ingestor is None:
+            return
+        next_after = await self.ingestor.poll_once(connector)
+        job = self.scheduler.get_job(f"poll:{connector_id}")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=next_after))
+
+    async def _report_job(self) -> None:
+        async with self._sessions() as s:
+            w = await work.counts(s)
+            o = await outbox.counts(s)
+        log.info("queue", extra={"work": w, "outbox": o})
+
+
+def install_signal_handlers(stop: asyncio.Event, holder: ConfigHolder) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, holder.reload)

@@ -1,0 +1,116 @@
+"""The ``unsource`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.errors import ConfigError
+
+app = typer.Typer(
+    help="unsource: peer-to-peer customer support for X, Telegram and Discord communities.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DEFAULT_CONFIG = Path(os.environ.get("UNSOURCE_CONFIG", "config.yaml"))
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file", envvar="UNSOURCE_CONFIG")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"unsource {pkg_version('unsource')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    pass
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    from bot.settings import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]{len(exc.problems)} error(s) in {path}[/]")
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="configuration file")] = DEFAULT_CONFIG) -> None:
+    """Validate a configuration: print a summary and exit 0, or every error and exit 2."""
+    config = _load(path)
+    console.print(f"[green]OK[/] {path}")
+    for line in config.summary_lines():
+        console.print(f"  {line}", markup=False, highlight=False)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    role: Annotated[str, typer.Option(help="all | ingest | worker | scheduler")] = "all",
+    upgrade: Annotated[bool, typer.Option("--upgrade/--no-upgrade", help="apply migrations on start")] = True,
+) -> None:
+    """Run the bot (connectors, triage workers, dispatcher, scheduler) until SIGINT/SIGTERM."""
+    if role not in ("all", "ingest", "worker", "scheduler"):
+        err.print(f"unknown role {role!r}: use all, ingest, worker or scheduler")
+        raise typer.Exit(2)
+    from bot import logging_setup
+    from bot.app import App, install_signal_handlers
+    from bot.config_watch import ConfigHolder, secrets_of
+
+    cfg = _load(config)
+    ls = cfg.settings.logging
+    logging_setup.configure(ls.format, ls.level, secrets_of(cfg))
+    holder = ConfigHolder(cfg)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop, holder)
+        the_app = App(holder, role=role, upgrade=upgrade and cfg.settings.storage.auto_upgrade)  # type: ignore[arg-type]
+        await the_app.run(stop)
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG, revision: str = "head") -> None:
+    """Apply database migrations up to REVISION (default: the newest)."""
+    from bot.settings import redact_url
+    from bot.storage import migrate
+
+    cfg = _load(config)
+    url = cfg.settings.storage.url
+    asyncio.run(migrate.upgrade(url, revision))
+    console.print(f"database at {redact_url(url)} is at revision {asyncio.run(migrate.current_revision(url))}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

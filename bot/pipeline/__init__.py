@@ -1,0 +1,1 @@
+"""The durable pipeline: ingest -> work items -> triage -> plan -> outbox -> dispatcher."""

@@ -1,0 +1,230 @@
+"""The dispatcher: the only place that sends. Outbox -> pacing -> connector.send -> receipt.
+
+Retries are chosen by error class: ``RateLimited`` waits exactly ``retry_after`` (and holds
+that destination), ``TransientError`` backs off exponentially with jitter up to a cap,
+``AuthError`` stops sending through that connector and marks it unhealthy, and
+``PermanentSendError`` fails the item with its reason. Messages to one destination go out in
+order; different destinations go out concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import AuthError, ConnectorError, PermanentSendError, RateLimited, TransientError
+from bot.models import HealthState, MessageKind, OutboundMessage, SendReceipt, utcnow
+from bot.pipeline.pacing import Pacer
+from bot.storage import outbox
+from bot.storage.dialect import insert
+from bot.storage.tables import MessageRow
+from connectors.base import AnyConnector
+
+log = logging.getLogger("unsource.dispatcher")
+
+_MESSAGE: Table = MessageRow.__table__  # type: ignore[attr-defined]
+
+#: a paced wait longer than this puts the item back instead of holding it in 'sending'
+HOLD_LIMIT_S = 1.0
+
+
+@dataclass
+class DispatchStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    by_connector: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base: timedelta = timedelta(seconds=2)
+    cap: timedelta = timedelta(minutes=10)
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full jitter: uniform in [base/2, min(cap, base * 2**(attempt-1))]."""
+        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(0, attempt - 1))
+        low = self.base.total_seconds() / 2
+        return low + (max(ceiling, low) - low) * rng()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        name: str,
+        sessions: async_sessionmaker[AsyncSession],
+        connectors: Mapping[str, AnyConnector],
+        *,
+        policy: RetryPolicy | None = None,
+        concurrency: int = 8,
+        idle: float = 0.2,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.name = name
+        self.sessions = sessions
+        self.connectors = dict(connectors)
+        self.policy = policy or RetryPolicy()
+        self.concurrency = concurrency
+        self.idle = idle
+        self.pacer = pacer or Pacer()
+        self.stats = DispatchStats()
+        self.stopped: dict[str, str] = {}  # connector id -> why (auth failure)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=0)) -> None:
+        """At start: settle items a crashed process left in 'sending'."""
+        resendable = [cid for cid, c in self.connectors.items() if getattr(c, "idempotent_send", False)]
+        others = [cid for cid in self.connectors if cid not in resendable]
+        async with self.sessions() as s, s.begin():
+            requeued, failed = await outbox.recover_interrupted(s, resendable, others, older_than)
+        if requeued or failed:
+            log.warning("outbox recovery: %d re-queued (connector dedupes), %d failed as ambiguous", requeued, failed)
+
+    async def run(self) -> None:
+        while True:
+            n = await self.run_once()
+            if n == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        active = [cid for cid in self.connectors if cid not in self.stopped]
+        if not active:
+            return 0
+        async with self.sessions() as s, s.begin():
+            items = await outbox.claim_due(s, self.name, self.concurrency * 8, active)
+        if not items:
+            return 0
+        groups: dict[tuple[str, str], list[outbox.OutboxItem]] = defaultdict(list)
+        for item in items:
+            m = item.message
+            groups[(m.connector_id, f"dm:{m.private_to}" if m.private_to else m.conversation_id)].append(item)
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def run_group(group: list[outbox.OutboxItem]) -> None:
+            async with sem:
+                for i, item in enumerate(group):
+                    held = await self._send_one(item)
+                    if held:  # destination paused: put the rest of the group back, in order
+                        await self._requeue(group[i + 1 :], held, "destination paced")
+                        return
+
+        await asyncio.gather(*(run_group(g) for g in groups.values()))
+        return len(items)
+
+    async def _requeue(self, items: list[outbox.OutboxItem], delay: float, why: str) -> None:
+        if not items:
+            return
+        at = utcnow() + timedelta(seconds=delay)
+        async with self.sessions() as s, s.begin():
+            for item in items:
+                await outbox.mark_retry(s, item.id, at, why, count_attempt=False)
+
+    async def _send_one(self, item: outbox.OutboxItem) -> float:
+        """Send one item; return a positive delay if its destination must wait (rest requeued)."""
+        m = item.message
+        connector = self.connectors[m.connector_id]
+        if m.connector_id in self.stopped:
+            await self._requeue([item], 60.0, f"connector stopped: {self.stopped[m.connector_id]}")
+            return 60.0
+        keys = Pacer.keys_for(m, type(connector).capabilities.rate_limits)
+        wait = self.pacer.delay(keys)
+        if wait > HOLD_LIMIT_S:
+            await self._requeue([item], wait, f"paced: next slot in {wait:.1f}s")
+            return wait
+        await asyncio.sleep(self.pacer.reserve(keys))
+        try:
+            receipt = await connector.send(m)
+        except RateLimited as exc:
+            self.stats.rate_limited += 1
+            scope = (m.connector_id,) if exc.scope == "connector" else keys[0][0][:-1] if keys else (m.connector_id,)
+            self.pacer.block(scope, exc.retry_after)
+            await self._requeue([item], exc.retry_after, str(exc))
+            return max(exc.retry_after, 0.001)
+        except AuthError as exc:
+            self.stopped[m.connector_id] = str(exc)
+            connector.set_health(HealthState.DOWN, f"authentication failed: {exc}")
+            log.error("connector %s: authentication failed, sending stopped: %s", m.connector_id, exc)
+            await self._requeue([item], 300.0, f"auth error: {exc}")
+            return 300.0
+        except PermanentSendError as exc:
+            await self._fail(item, f"refused by the platform: {exc}")
+            return 0.0
+        except (TransientError, ConnectorError, OSError, TimeoutError) as exc:
+            await self._transient(item, f"{type(exc).__name__}: {exc}")
+            return 0.0
+        except Exception as exc:  # an SDK error leaked past the connector: treat as transient, loudly
+            log.exception("connector %s leaked %s from send()", m.connector_id, type(exc).__name__)
+            await self._transient(item, f"unexpected {type(exc).__name__}: {exc}")
+            return 0.0
+        await self._sent(item, receipt)
+        return 0.0
+
+    async def _transient(self, item: outbox.OutboxItem, error: str) -> None:
+        if item.attempts >= self.policy.max_attempts:
+            await self._fail(item, f"gave up after {item.attempts} attempts: {error}")
+            return
+        self.stats.retried += 1
+        at = utcnow() + timedelta(seconds=self.policy.backoff(item.attempts))
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_retry(s, item.id, at, error)
+
+    async def _fail(self, item: outbox.OutboxItem, error: str) -> None:
+        self.stats.failed += 1
+        log.warning("outbox item %s (%s) failed: %s", item.id, item.message.idempotency_key, error)
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_failed(s, item.id, error)
+
+    async def _sent(self, item: outbox.OutboxItem, receipt: SendReceipt) -> None:
+        m = item.message
+        connector = self.connectors[m.connector_id]
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_sent(s, item.id, receipt)
+            await _record_own_messages(s, type(connector).platform, m, receipt, item)
+        self.stats.sent += 1
+        self.stats.by_connector[m.connector_id] += 1
+
+
+async def _record_own_messages(
+    s: AsyncSession, platform: str, m: OutboundMessage, receipt: SendReceipt, item: outbox.OutboxItem
+) -> None:
+    """Store the bot's own messages, so replies to them find their thread."""
+    rows = [
+        {
+            "connector_id": m.connector_id,
+            "external_id": ext,
+            "platform": platform,
+            "conversation_id": f"dm:{m.private_to}" if m.private_to else m.conversation_id,
+            "thread_ref": m.thread_ref,
+            "kind": MessageKind.DM.value if m.private_to else MessageKind.REPLY.value,
+            "author_id": "bot",
+            "author_is_bot": True,
+            "text": m.text,
+            "sent_at": receipt.sent_at,
+            "received_at": receipt.sent_at,
+            "reply_to_id": m.reply_to_id,
+            "is_private": m.private_to is not None,
+            "raw": {"outbox_id": item.id, "idempotency_key": m.idempotency_key},
+            "thread_id": item.thread_id,
+        }
+        for ext in receipt.external_ids
+    ]
+    if rows:
+        stmt = insert(s.bind.dialect.name, _MESSAGE).values(rows)
+        await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]))

@@ -1,0 +1,148 @@
+"""The outbox: every outbound message, unique by idempotency key, sent by the dispatcher.
+
+States: pending -> sending -> sent | retry -> ... | failed. A restart never sends twice:
+enqueueing is ``ON CONFLICT DO NOTHING`` on the key, and an item found in ``sending`` after a
+crash is re-sent only when its connector can de-duplicate (``idempotent_send``); otherwise it
+is failed with a clear reason rather than risk a double reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import OutboundMessage, SendReceipt, utcnow
+from bot.storage.dialect import insert
+from bot.storage.tables import OutboxRow
+
+_OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    message: OutboundMessage
+    attempts: int
+    thread_id: int | None = None
+
+
+async def enqueue(
+    session: AsyncSession,
+    messages: Sequence[OutboundMessage],
+    *,
+    thread_id: int | None = None,
+    message_id: int | None = None,
+    not_before: datetime | None = None,
+) -> int:
+    """Add messages to the outbox; keys already present are left alone. Returns how many were new."""
+    if not messages:
+        return 0
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "idempotency_key": m.idempotency_key,
+            "connector_id": m.connector_id,
+            "conversation_id": m.private_to and f"dm:{m.private_to}" or m.conversation_id,
+            "thread_id": thread_id,
+            "message_id": message_id,
+            "purpose": m.purpose,
+            "payload": m.model_dump(mode="json"),
+            "state": "pending",
+            "attempts": 0,
+            "next_try_at": not_before or now,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    dialect = session.bind.dialect.name
+    stmt = (
+        insert(dialect, _OUTBOX)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_OUTBOX.c.id)
+    )
+    return len((await session.execute(stmt)).all())
+
+
+async def claim_due(
+    session: AsyncSession, worker: str, limit: int, connectors: Sequence[str]
+) -> list[OutboxItem]:
+    """Claim due items for the given connectors (those this process can send through)."""
+    now = utcnow()
+    pick = (
+        select(_OUTBOX.c.id)
+        .where(
+            _OUTBOX.c.state.in_(("pending", "retry")),
+            _OUTBOX.c.next_try_at <= now,
+            _OUTBOX.c.connector_id.in_(list(connectors)),
+        )
+        .order_by(_OUTBOX.c.next_try_at, _OUTBOX.c.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(pick.scalar_subquery()))
+        .values(state="sending", claimed_by=worker, claimed_at=now, attempts=_OUTBOX.c.attempts + 1)
+        .returning(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.attempts, _OUTBOX.c.thread_id)
+    )
+    rows = (await session.execute(stmt)).all()
+    items = [OutboxItem(r.id, OutboundMessage.model_validate(r.payload), r.attempts, r.thread_id) for r in rows]
+    return sorted(items, key=lambda i: i.id)
+
+
+async def mark_sent(session: AsyncSession, item_id: int, receipt: SendReceipt) -> None:
+    await session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == item_id)
+        .values(state="sent", sent_at=receipt.sent_at, receipt=receipt.model_dump(mode="json"), last_error=None)
+    )
+
+
+async def mark_retry(
+    session: AsyncSession, item_id: int, at: datetime, error: str, *, count_attempt: bool = True
+) -> None:
+    values: dict[str, Any] = {"state": "retry", "next_try_at": at, "last_error": error[:2000]}
+    if not count_attempt:
+        values["attempts"] = _OUTBOX.c.attempts - 1
+    await session.execute(update(_OUTBOX).where(_OUTBOX.c.id == item_id).values(**values))
+
+
+async def mark_failed(session: AsyncSession, item_id: int, error: str) -> None:
+    await session.execute(
+        update(_OUTBOX).where(_OUTBOX.c.id == item_id).values(state="failed", last_error=error[:2000])
+    )
+
+
+async def recover_interrupted(
+    session: AsyncSession, connector_ids_resendable: Sequence[str], connector_ids_other: Sequence[str], older_than: timedelta
+) -> tuple[int, int]:
+    """Items left in ``sending`` by a crashed process: re-queue where the connector dedupes,
+    fail the rest (the platform may or may not have received them: never risk a double reply)."""
+    cutoff = utcnow() - older_than
+    stale = and_(_OUTBOX.c.state == "sending", or_(_OUTBOX.c.claimed_at.is_(None), _OUTBOX.c.claimed_at < cutoff))
+    requeued = await session.execute(
+        update(_OUTBOX)
+        .where(stale, _OUTBOX.c.connector_id.in_(list(connector_ids_resendable)))
+        .values(state="retry", next_try_at=utcnow(), last_error="interrupted mid-send; re-sent (connector dedupes)")
+    )
+    failed = await session.execute(
+        update(_OUTBOX)
+        .where(stale, _OUTBOX.c.connector_id.in_(list(connector_ids_other)))
+        .values(
+            state="failed",
+            last_error="interrupted mid-send by a crash; not re-sent to avoid a duplicate reply (check the platform)",
+        )
+    )
+    return int(requeued.rowcount), int(failed.rowcount)  # type: ignore[attr-defined]
+
+
+async def counts(session: AsyncSession) -> dict[str, int]:
+    rows = (await session.execute(select(_OUTBOX.c.state, func.count()).group_by(_OUTBOX.c.state))).all()
+    return {str(r[0]): int(r[1]) for r in rows}

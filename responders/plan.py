@@ -1,0 +1,184 @@
+"""From a decision to actions: which messages to send and what state the thread moves to.
+
+Pure: no I/O, no clock. Every message gets an idempotency key derived from the thread and
+the step (``t<thread>:<step>:<action>``), so planning the same step twice can never send twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.models import (
+    AnswerCard,
+    Button,
+    Decision,
+    DecisionKind,
+    InboundMessage,
+    Mention,
+    MessageKind,
+    OutboundMessage,
+    ThreadState,
+    ThreadView,
+)
+from responders import texts
+
+AuthorRole = Literal["asker", "helper", "staff", "bot", "other"]
+
+
+@dataclass(frozen=True)
+class ResponderContext:
+    """What planning needs besides the decision: who wrote it and who may be tagged."""
+
+    author_role: AuthorRole
+    helpers: tuple[Mention, ...] = ()  # helpers chosen for this thread, best first
+    staff_connector: str | None = None
+    staff_conversation: str | None = None
+    solved_emoji: frozenset[str] = frozenset({"✅", "✔️", "☑️"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    messages: tuple[OutboundMessage, ...] = ()
+    state: ThreadState | None = None  # None: unchanged
+    notes: tuple[str, ...] = field(default=())  # why, for the audit log
+
+
+def _reply(thread: ThreadView, message: InboundMessage, key: str, text: str, **extra: object) -> OutboundMessage:
+    return OutboundMessage(
+        idempotency_key=f"t{thread.id}:{key}",
+        connector_id=thread.connector_id,
+        conversation_id=message.conversation_id,
+        thread_ref=message.thread_ref,
+        reply_to_id=message.external_id,
+        text=text,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _to_staff(thread: ThreadView, ctx: ResponderContext, key: str, text: str, purpose: str) -> OutboundMessage | None:
+    if ctx.staff_connector is None or ctx.staff_conversation is None:
+        return None
+    return OutboundMessage(
+        idempotency_key=f"t{thread.id}:{key}",
+        connector_id=ctx.staff_connector,
+        conversation_id=ctx.staff_conversation,
+        text=text,
+        purpose=purpose,
+    )
+
+
+def _solve_buttons(thread: ThreadView) -> tuple[Button, ...]:
+    return (
+        Button(label=texts.BUTTON_SOLVED, data=f"solved:{thread.id}"),
+        Button(label=texts.BUTTON_NOT_YET, data=f"notyet:{thread.id}"),
+    )
+
+
+def plan(decision: Decision, thread: ThreadView | None, message: InboundMessage, ctx: ResponderContext) -> Plan:
+    """Decide what to send for ``message`` given its ``decision`` and (maybe new) ``thread``."""
+    if thread is None or decision.kind is DecisionKind.IGNORE:
+        return Plan(notes=("nothing to do",))
+    if decision.kind is DecisionKind.FOLLOW_UP:
+        return _follow_up(thread, message, ctx)
+    who = f"@{thread.asker_handle}" if thread.asker_handle else thread.asker_id
+    if decision.kind is DecisionKind.ROUTE_PRIVATE:
+        msgs = [_reply(thread, message, "open:private_ack", texts.PRIVATE_PUBLIC, purpose="route_private")]
+        staff = _to_staff(
+            thread,
+            ctx,
+            "open:staff",
+            texts.PRIVATE_STAFF.format(
+                category=decision.sensitive or "sensitive",
+                asker=who,
+                platform=thread.platform,
+                thread=thread.id,
+                text=decision.redacted_text or message.text,
+                link=message.permalink or "",
+            ).strip(),
+            "route_private",
+        )
+        if staff is not None:
+            msgs.append(staff)
+        return Plan(tuple(msgs), ThreadState.WITH_STAFF, ("sensitive: routed privately to staff",))
+    if decision.kind is DecisionKind.NEEDS_HUMAN:
+        staff = _to_staff(
+            thread,
+            ctx,
+            "open:staff",
+            texts.NEEDS_HUMAN_STAFF.format(
+                reason="; ".join(decision.reasons) or "triage could not decide",
+                thread=thread.id,
+                platform=thread.platform,
+                asker=who,
+                text=decision.redacted_text or "(text withheld)",
+                link=message.permalink or "",
+            ).strip(),
+            "escalation",
+        )
+        ack = _reply(thread, message, "open:ack", texts.ACK_NO_HELPERS, purpose="notice")
+        return Plan(tuple(m for m in (ack, staff) if m is not None), ThreadState.WITH_STAFF, ("needs a human",))
+    if decision.kind is DecisionKind.AUTO_ANSWER and decision.match is not None:
+        match = decision.match
+        link = f" ({match.link})" if match.link else ""
+        text = texts.AUTO_ANSWER.format(answer=match.answer, credit=match.credit or "the community", link=link)
+        card = AnswerCard(question=match.question, answer=match.answer, credit=match.credit, link=match.link)
+        out = _reply(
+            thread, message, "open:auto_answer", text, card=card, buttons=_solve_buttons(thread), purpose="auto_answer"
+        )
+        return Plan((out,), ThreadState.AUTO_ANSWERED, (f"auto-answered from kb#{match.entry_id}",))
+    # TAG_HELPERS (and AUTO_ANSWER without a match, which should not happen: be safe)
+    return _tag_helpers(decision, thread, message, ctx, step="open")
+
+
+def _tag_helpers(
+    decision: Decision | None, thread: ThreadView, message: InboundMessage, ctx: ResponderContext, *, step: str
+) -> Plan:
+    if not ctx.helpers:
+        staff = _to_staff(
+            thread,
+            ctx,
+            f"{step}:staff",
+            texts.NEEDS_HUMAN_STAFF.format(
+                reason="no helper available",
+                thread=thread.id,
+                platform=thread.platform,
+                asker=thread.asker_handle or thread.asker_id,
+                text=(decision.redacted_text if decision else "") or "(see thread)",
+                link=message.permalink or "",
+            ).strip(),
+            "escalation",
+        )
+        ack = _reply(thread, message, f"{step}:ack", texts.ACK_NO_HELPERS, purpose="notice")
+        return Plan(tuple(m for m in (ack, staff) if m is not None), ThreadState.WITH_STAFF, ("no helper fits: staff",))
+    match = decision.match if decision else None
+    text = (
+        texts.ACK_HELPERS_WITH_MATCH.format(entry=match.entry_id, confidence=match.confidence)
+        if match is not None
+        else texts.NOT_YET if step != "open" else texts.ACK_HELPERS
+    )
+    out = _reply(thread, message, f"{step}:tag", text, mentions=ctx.helpers, purpose="tag_helpers")
+    return Plan((out,), ThreadState.AWAITING_HELPER, (f"tagged {len(ctx.helpers)} helper(s)",))
+
+
+def _follow_up(thread: ThreadView, message: InboundMessage, ctx: ResponderContext) -> Plan:
+    role = ctx.author_role
+    if message.kind is MessageKind.BUTTON and message.button_data:
+        action, _, tid = message.button_data.partition(":")
+        if tid != str(thread.id) or role not in ("asker", "staff"):
+            return Plan(notes=("button ignored: not the asker's or staff's",))
+        if action == "solved":
+            out = _reply(thread, message, f"solved:{message.external_id}", texts.SOLVED_THANKS, purpose="notice")
+            return Plan((out,), ThreadState.SOLVED, ("asker confirmed solved",))
+        if action == "notyet":
+            return _tag_helpers(None, thread, message, ctx, step=f"notyet:{message.external_id}")
+        return Plan(notes=(f"unknown button {action!r}",))
+    if message.kind is MessageKind.REACTION and message.reaction in ctx.solved_emoji:
+        if role in ("asker", "helper", "staff"):
+            return Plan(state=ThreadState.SOLVED, notes=(f"{role} reacted {message.reaction}: solved",))
+        return Plan(notes=("reaction ignored",))
+    if message.kind in (MessageKind.EDIT, MessageKind.DELETE, MessageKind.REACTION):
+        return Plan(notes=(f"{message.kind.value} recorded",))
+    if role in ("helper", "staff") and thread.state not in (ThreadState.SOLVED, ThreadState.CLOSED):
+        return Plan(state=ThreadState.ANSWERED, notes=(f"{role} replied",))
+    return Plan(notes=(f"{role} message in thread",))
