@@ -1,0 +1,6 @@
+"""A local fake of Discord's REST API and gateway for discord.py (see :mod:`sandbox.discord.fake`)."""
+
+from sandbox.discord.fake import DEFAULT_TOKEN, FakeDiscord, FakeError, Fault
+from sandbox.discord.limits import Limits
+
+__all__ = ["DEFAULT_TOKEN", "FakeDiscord", "FakeError", "Fault", "Limits"]
