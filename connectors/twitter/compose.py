@@ -7,8 +7,9 @@
   - ``link``: one short reply with the whole sentences that fit and the answer's link
     (``More: <link>``); with no sentence short enough, a fixed lead (``The full answer is
     here: <link>``). Used when the message has a link (``card.link``).
-  - ``thread``: a numbered reply chain (``… (1/3)``), split at paragraph, line or word
-    boundaries, at most ``max_thread_parts`` posts.
+  - ``thread``: a numbered reply chain (``… (1/3)``), at most ``max_thread_parts`` posts, cut
+    at the best boundary that keeps a post at least half full: a paragraph, a line, a sentence
+    end (also ``。！？``), a space, a CJK comma; only an unbreakable run is cut inside.
 
   Each falls back to the other; if neither is possible the send is refused with
   :class:`PermanentSendError`. A sentence is never silently cut short.
@@ -18,16 +19,62 @@ DMs may be 10,000 characters; longer ones are split the same way, unnumbered.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 from bot.errors import PermanentSendError
 from connectors.textsplit import split_text
-from connectors.twitter.weighted import MAX_WEIGHTED_LENGTH, URL_WEIGHT, weighted_length
+from connectors.twitter.weighted import MAX_WEIGHTED_LENGTH, URL_WEIGHT, cumulative_weights, weighted_length
 
 DM_MAX_CHARS = 10_000
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+# boundaries by preference; a cut goes *after* the match
+_BOUNDARIES = (
+    re.compile(r"\n\s*\n"),
+    re.compile(r"\n"),
+    re.compile(r"(?<=[.!?])\s+|(?<=[。！？])"),
+    re.compile(r"\s+"),
+    re.compile(r"(?<=[、，；,;])"),
+)
+
+
+def split_weighted(text: str, room: int, max_parts: int | None = None) -> list[str]:
+    """Split ``text`` into parts of at most ``room`` weighted characters, at good boundaries.
+
+    Stops early (returning more than ``max_parts`` parts) once the limit is known to be exceeded.
+    """
+    text = text.strip()
+    cumulative = cumulative_weights(text)  # weight of text[:i]; a part's weight is a difference
+    parts: list[str] = []
+    start = 0
+    while start < len(text):
+        while start < len(text) and text[start].isspace():
+            start += 1
+        base = cumulative[start]
+        if cumulative[-1] - base <= room:
+            if start < len(text):
+                parts.append(text[start:].rstrip())
+            break
+        if max_parts is not None and len(parts) > max_parts:
+            return parts
+        fit = bisect.bisect_right(cumulative, base + room) - 1  # longest fitting end
+        half = bisect.bisect_right(cumulative, base + room // 2) - 1  # cutting earlier wastes a post
+        cut = 0
+        for boundary in _BOUNDARIES:
+            lowest = max(half, start + 1)
+            ends = [m.end() for m in boundary.finditer(text, start, fit + 1) if m.end() >= lowest]
+            if ends:
+                cut = ends[-1]
+                break
+        if cut <= start:
+            cut = max(fit, start + 1)
+        head = text[start:cut].rstrip()
+        if head:
+            parts.append(head)
+        start = cut
+    return parts
 
 
 def with_mentions(text: str, handles: Sequence[str]) -> str:
@@ -56,7 +103,7 @@ def numbered_thread(text: str, handles: Sequence[str], max_parts: int) -> list[s
     room = MAX_WEIGHTED_LENGTH - marker_room - weighted_length(with_mentions("", handles))
     if room < 40:
         return None
-    parts = split_text(text.strip(), room, length=weighted_length)
+    parts = split_weighted(text, room, max_parts)
     if len(parts) > max_parts:
         return None
     n = len(parts)

@@ -77,6 +77,8 @@ def _unbalanced_close(url: str) -> bool:
 
 def code_point_weight(char: str) -> int:
     cp = ord(char)
+    if cp <= 4351:
+        return 1
     return 1 if any(lo <= cp <= hi for lo, hi in _LIGHT_RANGES) else 2
 
 
@@ -92,14 +94,41 @@ def weighted_length(text: str) -> int:
             total += URL_WEIGHT
             i = end
             continue
-        emoji = _EMOJI_RE.match(text, i)
+        char = text[i]
+        emoji = _EMOJI_RE.match(text, i) if char >= "\x80" or char in "#*0123456789" else None
         if emoji is not None:
             total += EMOJI_WEIGHT
             i = emoji.end()
             continue
-        total += code_point_weight(text[i])
+        total += code_point_weight(char)
         i += 1
     return total
+
+
+def cumulative_weights(text: str) -> list[int]:
+    """``result[i]`` is the weight of ``text[:i]`` (URLs and emoji count whole from their first
+    character). Computed once, it makes "the longest prefix that fits" a binary search. Measured
+    without NFC, so it never under-counts."""
+    urls = dict(url_spans(text))
+    out = [0] * (len(text) + 1)
+    total = 0
+    i = 0
+    while i < len(text):
+        end = urls.get(i)
+        char = text[i]
+        if end is None:
+            emoji = _EMOJI_RE.match(text, i) if char >= "\x80" or char in "#*0123456789" else None
+            if emoji is not None:
+                end, unit = emoji.end(), EMOJI_WEIGHT
+            else:
+                end, unit = i + 1, code_point_weight(char)
+        else:
+            unit = URL_WEIGHT
+        total += unit
+        for j in range(i + 1, end + 1):
+            out[j] = total
+        i = end
+    return out
 
 
 def fits(text: str, limit: int = MAX_WEIGHTED_LENGTH) -> bool:

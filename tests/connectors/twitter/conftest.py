@@ -1,0 +1,66 @@
+"""Fixtures: the sandbox fake of X on 127.0.0.1 and connectors (real tweepy) pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.models import FetchResult, InboundMessage, OutboundMessage
+from connectors.base import ConnectorContext
+from connectors.twitter import TwitterConnector
+from sandbox.x import FakeX
+from tests.contract.harness_twitter import settings_for
+
+MakeConnector = Callable[..., TwitterConnector]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeX]:
+    x = FakeX()
+    x.add_user("ann")
+    x.add_user("bo_helps")
+    await x.start()
+    try:
+        yield x
+    finally:
+        await x.stop()
+
+
+@pytest.fixture
+def make_connector(fake: FakeX, tmp_path: Path) -> MakeConnector:
+    def make(**overrides: object) -> TwitterConnector:
+        return TwitterConnector("x-main", settings_for(fake, **overrides), ConnectorContext(data_dir=tmp_path))
+
+    return make
+
+
+@pytest.fixture
+async def connector(make_connector: MakeConnector) -> AsyncIterator[TwitterConnector]:
+    c = make_connector()
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+async def fetch_all(c: TwitterConnector, cursor: str | None) -> tuple[list[InboundMessage], str | None]:
+    """One fetch, returning its messages and the cursor the core would store."""
+    res: FetchResult = await c.fetch(cursor)
+    return list(res.messages), res.cursor if res.cursor is not None else cursor
+
+
+def reply(message: InboundMessage, text: str, key: str, **extra: object) -> OutboundMessage:
+    return OutboundMessage.model_validate(
+        {
+            "idempotency_key": key,
+            "connector_id": message.connector_id,
+            "conversation_id": message.conversation_id,
+            "thread_ref": message.thread_ref,
+            "reply_to_id": message.external_id,
+            "text": text,
+            **extra,
+        }
+    )
