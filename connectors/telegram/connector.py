@@ -25,6 +25,7 @@ from telegram.request import HTTPXRequest
 from bot.errors import AuthError, ConflictError, PermanentSendError, RateLimited, TransientError
 from bot.models import (
     Capabilities,
+    Health,
     HealthState,
     InboundMessage,
     MessageKind,
@@ -164,9 +165,14 @@ class TelegramConnector(PushConnector[TelegramSettings]):
         return self._bot, self.identity
 
     def _report(self, state: HealthState, detail: str) -> None:
-        if self._webhook is not None:
-            self._counts["webhook_refused"] = float(self._webhook.refused)
         self.set_health(state, detail, **self._counts)
+
+    async def health(self) -> Health:
+        """The last reported state, with the counters as they are now."""
+        return self._health.model_copy(update={"metrics": dict(self._counts)})
+
+    def _count_refused(self) -> None:
+        self._counts["webhook_refused"] += 1
 
     @property
     def webhook_port(self) -> int | None:
@@ -299,6 +305,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
             handler=on_update,
             max_body_bytes=hook.max_body_bytes,
             logger=self.log,
+            on_refused=self._count_refused,
         )
         await server.start()
         self._webhook = server

@@ -29,6 +29,7 @@ class WebhookServer:
         handler: UpdateHandler,
         max_body_bytes: int = 1_000_000,
         logger: logging.Logger | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -39,6 +40,7 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
         self.log = logger or logging.getLogger("unsource.connector.telegram.webhook")
         self.refused = 0  # requests without the right secret
+        self._on_refused = on_refused
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self._max_body)
@@ -61,6 +63,8 @@ class WebhookServer:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
         if not hmac.compare_digest(given, self._secret):
             self.refused += 1
+            if self._on_refused is not None:
+                self._on_refused()
             self.log.warning(
                 "refused a webhook request from %s: wrong or missing secret token", request.remote
             )

@@ -141,6 +141,8 @@ class World:
 
     def chat(self, chat_id: int) -> Chat:
         chat = self.chats.get(chat_id)
+        if chat is None and chat_id in self.users:
+            raise WorldError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat is None:
             raise WorldError(400, "Bad Request: chat not found")
         if chat.type == "private" and chat_id not in self.started:
