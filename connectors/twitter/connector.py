@@ -319,6 +319,10 @@ class TwitterConnector(PullConnector[TwitterSettings]):
                 break
         for uid, user in users.items():
             self._handles[uid] = str(user.get("username", ""))
+        for event in events:  # senders X did not expand: use the handles seen before
+            sender = str(event.get("sender_id"))
+            if sender not in users and sender in self._handles:
+                users[sender] = {"id": sender, "username": self._handles[sender]}
         messages = [
             dm_to_message(e, users, connector_id=self.id, bot_id=self.bot_id)
             for e in events

@@ -509,7 +509,19 @@ class FakeX:
         meta: Json = {"result_count": len(page), "newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
         if len(events) > len(page):
             meta["next_token"] = self._encode_token(int(page[-1]["id"]))
-        return web.json_response({"data": [self._pick(e, fields) for e in page], "meta": meta})
+        body: Json = {"data": [self._pick(e, fields) for e in page], "meta": meta}
+        expansions = set(filter(None, q.get("expansions", "").split(",")))
+        wanted: list[str] = []
+        if "sender_id" in expansions:
+            wanted += [e["sender_id"] for e in page]
+        if "participant_ids" in expansions:
+            wanted += [p for e in page for p in e["participant_ids"]]
+        if wanted:
+            user_fields = self._fields(request, "user.fields", DEFAULT_USER_FIELDS)
+            body["includes"] = {
+                "users": [self._pick(self.world.users[u], user_fields) for u in dict.fromkeys(wanted)]
+            }
+        return web.json_response(body)
 
     async def _create_dm(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -31,7 +31,13 @@ async def fake() -> AsyncIterator[FakeX]:
 @pytest.fixture
 def make_connector(fake: FakeX, tmp_path: Path) -> MakeConnector:
     def make(**overrides: object) -> TwitterConnector:
-        return TwitterConnector("x-main", settings_for(fake, **overrides), ConnectorContext(data_dir=tmp_path))
+        # DMs are polled on every fetch here unless a test says otherwise
+        values: dict[str, object] = {
+            "dm_poll_interval_active": 0.001,
+            "dm_poll_interval_idle": 0.001,
+            **overrides,
+        }
+        return TwitterConnector("x-main", settings_for(fake, **values), ConnectorContext(data_dir=tmp_path))
 
     return make
 

@@ -10,13 +10,20 @@ from bot.errors import PermanentSendError
 from connectors.twitter.compose import plan_dm, plan_public
 from connectors.twitter.weighted import weighted_length
 
-SENTENCES = [f"Step {i}: open Settings, then Account, then tap the blue button labelled Reset." for i in range(1, 9)]
+SENTENCES = [
+    f"Step {i}: open Settings, then Account, then tap the blue button labelled Reset." for i in range(1, 9)
+]
 LONG = " ".join(SENTENCES)
 LINK = "https://help.acme.example.com/answers/how-to-reset-your-password-on-every-device"
 
 
 def plan(text: str, handles: tuple[str, ...] = (), **kw: object) -> list[str]:
-    options: dict[str, object] = {"link": None, "mode": "link", "max_parts": 6, "lead": "The full answer is here:"}
+    options: dict[str, object] = {
+        "link": None,
+        "mode": "link",
+        "max_parts": 6,
+        "lead": "The full answer is here:",
+    }
     options.update(kw)
     return plan_public(text, handles, **options)  # type: ignore[arg-type]
 
