@@ -470,7 +470,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         client = self._client
         assert client is not None and client.user is not None
         cid = str(getattr(channel, "id", ""))
-        delay = 1.0
+        delay = self.settings.backfill_retry_seconds
         while True:
             after = self._cursor.after_for(cid)
             if after is None:

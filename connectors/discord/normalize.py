@@ -8,7 +8,7 @@ Ids (all strings):
   the thread id, which is the id of the message the thread was started from (or the forum
   post's first message), so a thread stays attached to its question.
 * ``external_id``: the message snowflake for messages (globally unique); events that are not
-  messages get a prefix: ``edit:<message>:<edited ms>``, ``del:<message>``,
+  messages get a prefix: ``edit:<message>:<edited µs>``, ``del:<message>``,
   ``rx:<message>:<user>:<emoji>``, ``btn:<interaction>``.
 """
 
@@ -129,7 +129,7 @@ def from_edit(event: discord.RawMessageUpdateEvent, *, connector_id: str) -> Inb
     return InboundMessage(
         connector_id=connector_id,
         platform=PLATFORM,
-        external_id=f"edit:{event.message_id}:{int(edited.timestamp() * 1000)}",
+        external_id=f"edit:{event.message_id}:{int(edited.timestamp() * 1_000_000)}",
         conversation_id=w.conversation_id,
         thread_ref=w.thread_ref,
         kind=MessageKind.EDIT,

@@ -73,7 +73,7 @@ class DiscordSettings(ConnectorSettings):
         default=5.0, ge=0, description="pause before re-IDENTIFY (Discord's 1 per 5 s)"
     )
     start_timeout: float = Field(default=30.0, gt=0, description="seconds start() waits for the gateway")
-    backfill_page_size: int = Field(default=100, gt=0, le=100)
+    backfill_retry_seconds: float = Field(default=1.0, gt=0, description="first wait when a backfill fails")
 
     @field_validator("guild_ids", "channel_ids", mode="before")
     @classmethod

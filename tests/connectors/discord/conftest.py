@@ -40,7 +40,9 @@ class Store:
         return [m for m in self.messages.values() if m.kind == kind]
 
     def texts(self) -> list[str]:
-        return [m.text for m in self.messages.values() if m.kind not in (MessageKind.REACTION, MessageKind.BUTTON)]
+        return [
+            m.text for m in self.messages.values() if m.kind not in (MessageKind.REACTION, MessageKind.BUTTON)
+        ]
 
     def duplicates(self) -> list[str]:
         return sorted({i for i in self.deliveries if self.deliveries.count(i) > 1})
@@ -50,7 +52,9 @@ class Store:
         while not pred():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"timed out; store has {[(m.kind, m.text) for m in self.messages.values()]}")
+                raise AssertionError(
+                    f"timed out; store has {[(m.kind, m.text) for m in self.messages.values()]}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
@@ -67,6 +71,8 @@ def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
         "guild_ready_timeout": 0.05,
         "identify_delay": 0.0,
         "start_timeout": 10.0,
+        "backfill_retry_seconds": 0.1,
+        "channel_window_seconds": 1.0,  # the fake fixture paces channels at 5 per 1 s (time scaled down)
     }
     base.update(overrides)
     return DiscordSettings(**base)
