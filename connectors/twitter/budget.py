@@ -16,6 +16,8 @@ from typing import Any
 
 from connectors.twitter.settings import TwitterSettings
 
+EPSILON = 1e-9  # money sums in floats: 8 x 0.005 must count as 0.04
+
 
 def month_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m")
@@ -106,11 +108,11 @@ class Budget:
 
     def reads_allowed(self) -> bool:
         self.roll()
-        return self.cost < self.read_allowance
+        return self.cost + EPSILON < self.read_allowance
 
     def writes_allowed(self) -> bool:
         self.roll()
-        return self.cost < self.settings.monthly_budget_usd
+        return self.cost + EPSILON < self.settings.monthly_budget_usd
 
     def used_fraction(self) -> float:
         budget = self.settings.monthly_budget_usd

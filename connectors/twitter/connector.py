@@ -212,8 +212,8 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             self._empty_polls = 0
             if any(m.is_private for m in messages):
                 self._last_dm_activity = now
-        else:
-            self._empty_polls += 1
+        elif now - self._last_activity >= self.settings.active_window:
+            self._empty_polls += 1  # idle polls in a row: each waits longer
         self._interval = self._next_interval(now)
         self._refresh_health()
         return FetchResult(
@@ -373,6 +373,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
                 self._save()
                 self._refresh_health()
             self._last_activity = self.clock()  # an answer invites a reply: poll faster
+            self._empty_polls = 0
             return receipt
 
     async def _send_public(self, message: OutboundMessage, record: SendRecord | None) -> SendReceipt:

@@ -6,7 +6,7 @@
 * ``POST /_sandbox/dms`` ``{"author", "text"}`` -> the DM event
 * ``GET /_sandbox/bot/posts`` and ``GET /_sandbox/bot/dms`` -> what the bot sent
 * ``GET /_sandbox/posts?since_id=`` -> every post, oldest first
-* ``POST /_sandbox/faults`` ``{"kind", "endpoint"?, "times"?, "reset_in"?, "delay"?}``
+* ``POST /_sandbox/faults`` ``{"kind", "endpoint"?, "times"?, "reset_in"?, "delay"?, "after"?}``
 * ``GET /_sandbox/stats`` -> requests, 429s and violations per endpoint
 """
 
@@ -100,6 +100,7 @@ def add_control_routes(app: web.Application, fake: FakeX) -> None:
             times=int(b.get("times", 1)),
             reset_in=float(b.get("reset_in", 1.0)),
             delay=float(b.get("delay", 0.5)),
+            after=int(b.get("after", 0)),
         )
         return guarded({"ok": True})
 

@@ -83,6 +83,7 @@ class Fault:
     times: int = 1
     reset_in: float = 1.0  # seconds until x-rate-limit-reset / Retry-After
     delay: float = 0.5  # for "slow"
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -207,8 +208,10 @@ class FakeX:
         times: int = 1,
         reset_in: float = 1.0,
         delay: float = 0.5,
+        after: int = 0,
     ) -> None:
-        self.faults.append(Fault(kind, endpoint, times, reset_in, delay))
+        """Answer the next ``times`` requests to ``endpoint`` (after ``after`` normal ones) with ``kind``."""
+        self.faults.append(Fault(kind, endpoint, times, reset_in, delay, after))
 
     def request_count(self, endpoint: str) -> int:
         return self.counts[endpoint]
@@ -287,6 +290,9 @@ class FakeX:
     def _take_fault(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
             if fault.endpoint in ("*", endpoint):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 from pydantic import SecretStr
 
 from bot.models import InboundMessage, OutboundMessage
 from connectors.base import AnyConnector, ConnectorContext
 from connectors.twitter import TwitterConnector, TwitterSettings
-from sandbox.x import FakeX
+from sandbox.x import FakeX, FaultKind
 from tests.contract.harness import Fault
 
 
@@ -44,7 +45,8 @@ class TwitterHarness:
         fake.add_user("customer")
 
     def new_connector(self) -> AnyConnector:
-        return TwitterConnector("x-test", self.settings, ConnectorContext(data_dir=self.tmp))
+        connector = TwitterConnector("x-test", self.settings, ConnectorContext(data_dir=self.tmp))
+        return cast(AnyConnector, connector)
 
     async def post_customer_message(self, text: str) -> None:
         self.fake.mention("customer", text)
@@ -63,8 +65,12 @@ class TwitterHarness:
         )
 
     async def inject_send_fault(self, fault: Fault) -> None:
-        kind = {"rate_limit": "rate_limit", "server_error": "server_error", "auth": "auth"}[fault]
-        self.fake.inject(kind, "create_tweet", reset_in=1.0)  # type: ignore[arg-type]
+        kinds: dict[Fault, FaultKind] = {
+            "rate_limit": "rate_limit",
+            "server_error": "server_error",
+            "auth": "auth",
+        }
+        self.fake.inject(kinds[fault], "create_tweet", reset_in=1.0)
 
 
 @contextlib.asynccontextmanager
