@@ -39,6 +39,10 @@ OFFICIAL_HOSTS = frozenset({"api.x.com", "api.twitter.com"})
 Operation = Callable[[Any], Awaitable[Any]]
 
 
+class RejectedRead(TransientError):
+    """X refused a read as malformed (400/404), e.g. an expired pagination token."""
+
+
 def redirect_middleware(base_url: str) -> aiohttp.ClientMiddlewareType:
     """An aiohttp client middleware that sends X API requests to ``base_url`` instead."""
     target = URL(base_url)
@@ -138,7 +142,7 @@ class XClient:
         except (tweepy.BadRequest, tweepy.NotFound) as exc:
             if write:
                 raise PermanentSendError(_describe(exc)) from exc
-            raise TransientError(_describe(exc)) from exc
+            raise RejectedRead(_describe(exc)) from exc
         except tweepy.TwitterServerError as exc:
             raise self._server_error(endpoint, exc.response, _describe(exc)) from exc
         except tweepy.HTTPException as exc:

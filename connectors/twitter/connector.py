@@ -30,7 +30,7 @@ from bot.models import (
 )
 from connectors.base import ConnectorContext, ConnectorSettings, PullConnector
 from connectors.twitter.budget import Budget
-from connectors.twitter.client import Json, XClient
+from connectors.twitter.client import Json, RejectedRead, XClient
 from connectors.twitter.compose import plan_dm, plan_public
 from connectors.twitter.cursor import XCursor, newer
 from connectors.twitter.normalize import dm_to_message, permalink, post_to_message
@@ -118,6 +118,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         self._gap_at: float | None = None
         self._gap_detail = ""
         self._down: str | None = None
+        self._poll_problem = ""
         self.mentions_read = 0
         self.dms_read = 0
 
@@ -198,6 +199,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
                 errors.append(exc)
         self._save()
         if not polled:
+            self._poll_problem = "; ".join(str(e) for e in errors if not isinstance(e, RateLimited))
             self._refresh_health()
             limited = [e for e in errors if isinstance(e, RateLimited)]
             if limited and len(limited) == len(errors):
@@ -205,6 +207,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             raise errors[0]
         for error in errors:
             self.log.warning("X poll partly failed: %s", error)
+        self._poll_problem = "; ".join(str(e) for e in errors if not isinstance(e, RateLimited))
         self._down = None
         messages.sort(key=lambda m: _sort_key(m.external_id))
         if messages:
@@ -247,7 +250,11 @@ class TwitterConnector(PullConnector[TwitterSettings]):
                     user_fields=USER_FIELDS,
                 )
 
-            body = await self.client.call("mentions", request)  # a RateLimited here keeps `job`
+            try:
+                body = await self.client.call("mentions", request)  # a pause or 5xx keeps `job`
+            except RejectedRead:
+                self._catch_up = None  # e.g. an expired pagination token: start the catch-up again
+                raise
             data: list[Json] = body.get("data") or []
             includes: Json = body.get("includes") or {}
             meta: Json = body.get("meta") or {}
@@ -541,6 +548,8 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         if self._down is not None:
             state = HealthState.DOWN
             problems.append(self._down)
+        if self._poll_problem:
+            problems.append(f"last poll failed in part: {self._poll_problem}")
         if self._gap_recent():
             problems.append(self._gap_detail)
         if not self.budget.reads_allowed():

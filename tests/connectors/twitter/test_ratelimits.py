@@ -199,3 +199,25 @@ async def test_wrong_credentials_fail_at_start(fake: FakeX, tmp_path: Path) -> N
     with pytest.raises(AuthError):
         await c.start()
     assert (await c.health()).state is HealthState.DOWN
+
+
+async def test_a_catch_up_paused_mid_way_resumes_at_the_same_page(
+    fake: FakeX, make_connector: MakeConnector
+) -> None:
+    c = make_connector(dms_enabled=False, page_size=5)
+    await c.start()
+    try:
+        _, cursor = await fetch_all(c, None)
+        posted = [fake.mention("ann", f"m{i}")["id"] for i in range(12)]
+        fake.inject("rate_limit", "mentions", after=1, reset_in=0.5)  # page 1 arrives, page 2 is refused
+        reads_before = c.budget.usage.reads
+        got, _, waits = await impatient_poll(c, cursor, want=12)
+        reads = c.budget.usage.reads - reads_before
+    finally:
+        await c.stop()
+    assert [m.external_id for m in got] == posted and len(waits) == 1
+    assert reads == 12  # page 1 was kept, not read again
+    pages = [r for r in fake.requests if r.endpoint == "mentions"][-4:]
+    assert [r.status for r in pages] == [200, 429, 200, 200]
+    assert pages[1].query["pagination_token"] == pages[2].query["pagination_token"]
+    assert fake.violations["mentions"] == 0
