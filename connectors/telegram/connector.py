@@ -443,8 +443,8 @@ class _Backoff:
 
     def __init__(self, ceiling: float, first: float = 0.5) -> None:
         self.ceiling = ceiling
-        self.first = first
-        self._next = first
+        self.first = min(first, ceiling)
+        self._next = self.first
 
     def next(self) -> float:
         delay, self._next = self._next, min(self.ceiling, self._next * 2)

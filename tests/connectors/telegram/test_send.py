@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -108,7 +109,7 @@ async def test_long_text_is_split_on_paragraphs_and_paced(
     assert "\n\n".join(s.text for s in sent) == text  # cut only between paragraphs, nothing lost
     assert all(s.text.startswith("Step ") and s.text.endswith("<&>") for s in sent)
     assert [s.at for s in sent] == sorted(s.at for s in sent)
-    assert all(b.at - a.at >= 0.95 for a, b in zip(sent, sent[1:], strict=False))
+    assert all(b.at - a.at >= 0.95 for a, b in itertools.pairwise(sent))
     assert fake.violations == 0
 
 
@@ -148,7 +149,7 @@ async def test_private_message_and_refusals(
         )
         with pytest.raises(PermanentSendError, match="initiate"):
             await c.send(out("hello", "p2", private_to=str(CY)))
-        with pytest.raises(PermanentSendError, match="(?i)chat not found"):
+        with pytest.raises(PermanentSendError, match=r"(?i)chat not found"):
             await c.send(out("hello", "p3", chat=-100999))
         with pytest.raises(PermanentSendError):
             await c.send(out("   ", "p4"))
