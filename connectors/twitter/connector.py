@@ -361,13 +361,13 @@ class TwitterConnector(PullConnector[TwitterSettings]):
     # ================================================================== send
     async def send(self, message: OutboundMessage) -> SendReceipt:
         async with self._send_lock:
+            record = self.state.journal.get(message.idempotency_key)
+            if record is not None and record.done:
+                return self._receipt(record)
             if not self.budget.writes_allowed():
                 raise RateLimited(
                     self.budget.seconds_to_next_period(), "X monthly budget is spent", scope="budget"
                 )
-            record = self.state.journal.get(message.idempotency_key)
-            if record is not None and record.done:
-                return self._receipt(record)
             try:
                 if message.private_to is not None or (message.thread_ref or "").startswith("dm:"):
                     receipt = await self._send_dm(message, record)

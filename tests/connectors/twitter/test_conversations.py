@@ -9,7 +9,7 @@ from bot.models import AnswerCard, Mention, MessageKind, OutboundMessage
 from connectors.twitter import TwitterConnector
 from connectors.twitter.cursor import XCursor
 from connectors.twitter.weighted import weighted_length
-from sandbox.x import FakeX
+from sandbox.x import FakeX, WorldError
 from tests.connectors.twitter.conftest import MakeConnector, fetch_all, reply
 
 
@@ -255,3 +255,19 @@ async def test_dms_are_not_polled_when_disabled(fake: FakeX, make_connector: Mak
         await c.stop()
     assert [m.text for m in got] == ["public"]
     assert fake.request_count("dm_events") == 0
+
+
+async def test_reply_settings_are_passed_to_x(fake: FakeX, make_connector: MakeConnector) -> None:
+    c = make_connector(reply_settings="mentionedUsers")
+    await c.start()
+    try:
+        fake.mention("ann", "question")
+        (question,), _ = await fetch_all(c, None)
+        await c.send(reply(question, "@ann here is how", "k"))
+    finally:
+        await c.stop()
+    (post,) = fake.bot_posts()
+    assert post["reply_settings"] == "mentionedUsers"
+    fake.reply("ann", post["id"], "thanks")  # mentioned: may reply
+    with pytest.raises(WorldError):
+        fake.reply("bo_helps", post["id"], "me too")  # not mentioned: X's reply settings refuse
