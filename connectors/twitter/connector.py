@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from bot.errors import AuthError, ConnectorError, PermanentSendError, RateLimited
+from bot.errors import AuthError, ConnectorError, MalformedPayload, PermanentSendError, RateLimited
 from bot.models import (
     Capabilities,
     FetchResult,
@@ -121,6 +121,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         self._poll_problem = ""
         self.mentions_read = 0
         self.dms_read = 0
+        self.malformed = 0
 
     # ================================================================== lifecycle
     async def start(self) -> None:
@@ -178,7 +179,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             polled = True
             messages += got
             new = XCursor(mentions=since, dms=new.dms)
-        except (RateLimited, ConnectorError) as exc:
+        except ConnectorError as exc:
             if isinstance(exc, AuthError):
                 self._down = str(exc)
                 self._refresh_health()
@@ -283,9 +284,14 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         for post in posts:
             if str(post.get("author_id")) == self.bot_id:
                 continue
-            message = post_to_message(
-                post, job.users, connector_id=self.id, bot_id=self.bot_id, bot_username=self.bot_username
-            )
+            try:
+                message = post_to_message(
+                    post, job.users, connector_id=self.id, bot_id=self.bot_id, bot_username=self.bot_username
+                )
+            except MalformedPayload as exc:  # skipped, not retried forever; the payload goes to the log
+                self.malformed += 1
+                self.log.error("skipping an X post that cannot be read: %s; payload: %r", exc, post)
+                continue
             self._remember_replyable(message.external_id, message.mentions_bot)
             messages.append(message)
         self.mentions_read += len(messages)
@@ -330,11 +336,15 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             sender = str(event.get("sender_id"))
             if sender not in users and sender in self._handles:
                 users[sender] = {"id": sender, "username": self._handles[sender]}
-        messages = [
-            dm_to_message(e, users, connector_id=self.id, bot_id=self.bot_id)
-            for e in events
-            if str(e.get("sender_id")) != self.bot_id
-        ]
+        messages = []
+        for event in events:
+            if str(event.get("sender_id")) == self.bot_id:
+                continue
+            try:
+                messages.append(dm_to_message(event, users, connector_id=self.id, bot_id=self.bot_id))
+            except MalformedPayload as exc:
+                self.malformed += 1
+                self.log.error("skipping an X DM event that cannot be read: %s; payload: %r", exc, event)
         self.dms_read += len(messages)
         return messages, newer(newest, since)
 
@@ -531,6 +541,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             "throttled": float(sum(st.throttled for st in self.limiter.endpoints.values())),
             "paused_endpoints": float(len(self.limiter.paused())),
             "gap_suspected": 1.0 if self._gap_recent() else 0.0,
+            "malformed": float(self.malformed),
         }
         for endpoint, count in usage.requests.items():
             metrics[f"requests_{endpoint}"] = float(count)
