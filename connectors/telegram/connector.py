@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 from telegram import Bot, Message, ReplyParameters, Update
 from telegram import error as tg
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.errors import AuthError, ConflictError, PermanentSendError, RateLimited, TransientError
 from bot.models import (
@@ -96,6 +98,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
             "updates": 0,
             "stored": 0,
             "skipped": 0,
+            "unreadable": 0,
             "sent": 0,
             "rate_limited": 0,
             "poll_errors": 0,
@@ -246,12 +249,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
                 if not webhook_cleared:  # getUpdates answers 409 while a webhook is set
                     await bot.delete_webhook(drop_pending_updates=False)
                     webhook_cleared = True
-                updates = await bot.get_updates(
-                    offset=self._cursor or None,
-                    limit=s.poll_limit,
-                    timeout=s.poll_timeout,
-                    allowed_updates=list(ALLOWED_UPDATES),
-                )
+                updates = await self._get_updates(bot)
             except tg.TelegramError as exc:
                 await self._poll_failed(translate(exc), backoff)
                 continue
@@ -263,6 +261,43 @@ class TelegramConnector(PushConnector[TelegramSettings]):
                 self._cursor = new_cursor
                 await self._after_stored(updates)
             self._report(HealthState.OK, f"polling; offset {self._cursor}")
+
+    async def _get_updates(self, bot: Bot) -> list[Update]:
+        """One long poll. Raw JSON first, then each update parsed alone: one update PTB cannot
+        read is logged and skipped instead of failing the whole batch again and again."""
+        s = self.settings
+        params: dict[str, Any] = {
+            "timeout": s.poll_timeout,
+            "limit": s.poll_limit,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        if self._cursor:
+            params["offset"] = self._cursor
+        with warnings.catch_warnings():  # PTB nudges towards get_updates(), which parses all or nothing
+            warnings.simplefilter("ignore", PTBUserWarning)
+            try:
+                raw = await bot.do_api_request(
+                    "getUpdates", api_kwargs=params, read_timeout=s.request_timeout + s.poll_timeout
+                )
+            except tg.EndPointNotFound as exc:  # what do_api_request makes of a 401/404 once initialized
+                raise tg.InvalidToken(str(exc)) from exc
+        if not isinstance(raw, list):
+            raise tg.TelegramError("Invalid server response: getUpdates did not return a list")
+        updates: list[Update] = []
+        for item in raw:
+            update_id = item.get("update_id") if isinstance(item, dict) else None
+            if not isinstance(update_id, int):
+                raise tg.TelegramError("Invalid server response: an update without update_id")
+            try:
+                update = Update.de_json(item, bot)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self._counts["unreadable"] += 1
+                self.log.warning(
+                    "skipping update %s that PTB cannot read (%s): %.1000r", update_id, exc, item
+                )
+                update = Update(update_id=update_id)  # still moves the offset past it
+            updates.append(update)
+        return updates
 
     async def _poll_failed(self, err: Exception, backoff: _Backoff) -> None:
         self._counts["poll_errors"] += 1

@@ -245,6 +245,10 @@ class FakeTelegram:
         )
         return cb_id
 
+    def push_raw(self, body: Json) -> Json:
+        """Queue any update body as is (e.g. one a client library cannot read)."""
+        return self._push(body)
+
     def _push(self, body: Json) -> Json:
         # a snapshot: later edits of the same message must not change an update already queued
         update = {"update_id": next(self._update_ids), **copy.deepcopy(body)}

@@ -43,6 +43,25 @@ async def test_polling_survives_faults_without_loss_or_duplicates(
     assert health.state is HealthState.OK and health.metrics["poll_errors"] >= 5
 
 
+async def test_an_unreadable_update_is_skipped_not_a_crash_loop(
+    fake: FakeTelegram, make_connector: Callable[..., TelegramConnector]
+) -> None:
+    store = Store()
+    c = make_connector(poll_timeout=1)
+    fake.post(GROUP, ALICE, "before")
+    fake.push_raw({"message": {"text": "no message_id, no date, no chat"}})
+    fake.push_raw({"message": {"message_id": 5, "date": 1_700_000_000, "text": "no chat"}})
+    fake.post(GROUP, ALICE, "after")
+    async with listening(c, store) as task:
+        await store.wait_count(2)
+        await eventually(lambda: fake.pending_updates() == [])
+        assert not task.done()
+        health = await c.health()
+    assert store.texts() == ["before", "after"]
+    assert health.metrics["unreadable"] == 1 and health.metrics["skipped"] == 2
+    assert store.cursor == str(fake.updates[-1]["update_id"] + 1)
+
+
 async def deliver(c: TelegramConnector, msg: OutboundMessage, log: Counter[str]) -> SendReceipt:
     """What the pipeline's dispatcher does: retry by error class."""
     for _ in range(20):
