@@ -24,7 +24,10 @@ async def _serve(args: argparse.Namespace) -> None:
     fake.create_topic(-1001000000002, "Billing")
     fake.create_topic(-1001000000002, "Login problems")
     await fake.start(args.host, args.port)
-    print(f"fake Telegram Bot API on {fake.url} (token {fake.token}); test API under {fake.url}/_sandbox/")
+    print(
+        f"fake Telegram Bot API on {fake.url} (token {fake.token}); test API under {fake.url}/_sandbox/",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:

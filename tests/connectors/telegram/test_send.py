@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -17,13 +18,13 @@ from tests.connectors.telegram.conftest import ALICE, BO, CY, FORUM, GROUP
 TRICKY = "Use *_[brackets]_* and <b>tags</b> & `code` (2 > 1) ~ | # + - = { } . ! \\ as typed"
 
 
-def out(text: str, key: str, chat: int = GROUP, **kw: object) -> OutboundMessage:
+def out(text: str, key: str, chat: int = GROUP, **kw: Any) -> OutboundMessage:
     return OutboundMessage(
         idempotency_key=key,
         connector_id="tg-test",
         conversation_id=str(chat),
         text=text,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
