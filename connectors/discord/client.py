@@ -11,7 +11,7 @@ A resume URL the server names that is not Discord's (the sandbox's) is used as g
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -28,11 +28,10 @@ class GatewayEvents(Protocol):
 
 
 class RoutedHTTPClient(HTTPClient):
-    """discord.py's HTTP client with per-instance base URLs and a hook before each request."""
+    """discord.py's HTTP client with per-instance base URLs."""
 
     unsource_api_base: str = DISCORD_API
     unsource_gateway: yarl.URL | None = None
-    unsource_before_request: Callable[[], Awaitable[Any]] | None = None
 
     async def request(
         self,
@@ -45,8 +44,6 @@ class RoutedHTTPClient(HTTPClient):
         base = self.unsource_api_base
         if base != Route.BASE and route.url.startswith(Route.BASE):
             route.url = base + route.url[len(Route.BASE) :]
-        if self.unsource_before_request is not None:
-            await self.unsource_before_request()
         return await super().request(route, files=files, form=form, **kwargs)
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> aiohttp.ClientWebSocketResponse:
@@ -67,7 +64,6 @@ class SupportClient(discord.Client):
         intents: discord.Intents,
         api_base_url: str,
         gateway_url: str,
-        before_request: Callable[[], Awaitable[Any]] | None,
         http_trace: aiohttp.TraceConfig,
         guild_ready_timeout: float,
         max_ratelimit_timeout: float,
@@ -86,7 +82,6 @@ class SupportClient(discord.Client):
         assert isinstance(http, RoutedHTTPClient)
         http.unsource_api_base = api_base_url.rstrip("/")
         http.unsource_gateway = None if gateway_url == DISCORD_GATEWAY else yarl.URL(gateway_url)
-        http.unsource_before_request = before_request
         self._events = events
         self._identify_delay = identify_delay
 

@@ -123,7 +123,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._channel_pace = KeyedLimiters(
             s.channel_messages, s.channel_window_seconds, margin=s.pace_margin_seconds
         )
-        self._token_pace = SlidingWindowLimiter(s.requests_per_second, 1.0, margin=0.05)
+        self._token_pace = SlidingWindowLimiter(s.requests_per_second, 1.0, margin=s.pace_margin_seconds)
         self._invalid = InvalidRequestMonitor(s.invalid_requests_alert, s.invalid_requests_brake)
         self._alerted = False
         self.metrics: dict[str, float] = {
@@ -136,6 +136,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             "rejected": 0,
             "sent": 0,
             "interactions_acked": 0,
+            "pace_wait_seconds": 0.0,
         }
 
     # ================================================================== life cycle
@@ -144,13 +145,13 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         intents = discord.Intents.default()
         intents.message_content = True
         trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._on_request_start)
         trace.on_request_end.append(self._on_request_end)
         return SupportClient(
             self,
             intents=intents,
             api_base_url=s.api_base_url,
             gateway_url=s.gateway_url,
-            before_request=self._token_pace.acquire,
             http_trace=trace,
             guild_ready_timeout=s.guild_ready_timeout,
             max_ratelimit_timeout=s.max_ratelimit_wait,
@@ -604,7 +605,6 @@ class DiscordConnector(PushConnector[DiscordSettings]):
     async def _post(
         self, client: SupportClient, channel_id: int, part: Part, mentions: discord.AllowedMentions
     ) -> discord.Message:
-        await self._channel_pace.acquire(str(channel_id))
         known = client.get_channel(channel_id)
         channel: discord.abc.Messageable = (
             known
@@ -638,7 +638,20 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             if view is not None:
                 view.stop()  # presses arrive as interactions; nothing to keep
 
-    # ================================================================== health
+    # ================================================================== HTTP edge
+    async def _on_request_start(
+        self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        """Pace every HTTP attempt, discord.py's own retries included: aiohttp awaits this hook
+        right before the request goes out."""
+        if params.method == "POST":
+            channel = _posting_channel(params.url.path)
+            if channel is not None:
+                waited = await self._channel_pace.acquire(channel)
+                if waited:
+                    self.metrics["pace_wait_seconds"] += waited
+        await self._token_pace.acquire()
+
     async def _on_request_end(
         self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams
     ) -> None:
@@ -699,6 +712,14 @@ class DiscordConnector(PushConnector[DiscordSettings]):
     async def health(self) -> Health:
         self._refresh_health()
         return await super().health()
+
+
+def _posting_channel(path: str) -> str | None:
+    """The channel a request creates a message in (``.../channels/<id>/messages`` or a forum post)."""
+    parts = path.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-3] == "channels" and parts[-1] in ("messages", "threads"):
+        return parts[-2]
+    return None
 
 
 def _as_id(value: str | None, what: str) -> int | None:

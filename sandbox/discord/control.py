@@ -12,7 +12,7 @@ POST /_sandbox/clicks     {"message_id", "custom_id", "user"}     -> {"interacti
 GET  /_sandbox/sent[?channel_id=]     messages the bot sent
 GET  /_sandbox/interactions            clicks and whether/when they were acknowledged
 POST /_sandbox/faults     {"status": 429, "method": "POST", "path_contains": "/messages", "times": 1,
-                           "retry_after": 2.0, "global": false}
+                           "retry_after": 2.0, "global": false, "after_effect": false}
 POST /_sandbox/gateway/<action>        drop | close | hold | release | expire | reconnect | invalidate
 """
 
@@ -120,6 +120,7 @@ def add_control_routes(r: web.UrlDispatcher, fake: FakeDiscord) -> None:
             times=int(b.get("times", 1)),
             retry_after=float(b.get("retry_after", 1.0)),
             is_global=bool(b.get("global", False)),
+            after_effect=bool(b.get("after_effect", False)),
         )
         return {"pending": len(fake.faults)}
 

@@ -60,7 +60,11 @@ class FakeError(Exception):
 
 @dataclass
 class Fault:
-    """Answer the next ``times`` matching REST requests with ``status``."""
+    """Answer the next ``times`` matching REST requests with ``status``.
+
+    With ``after_effect`` the request is carried out first and only its answer is replaced:
+    a response lost on the way back (the message exists, the bot does not know).
+    """
 
     status: int
     method: str = "POST"
@@ -68,6 +72,7 @@ class Fault:
     times: int = 1
     retry_after: float = 1.0
     is_global: bool = False
+    after_effect: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and self.path_contains in path
@@ -450,8 +455,9 @@ class FakeDiscord:
         times: int = 1,
         retry_after: float = 1.0,
         is_global: bool = False,
+        after_effect: bool = False,
     ) -> None:
-        self.faults.append(Fault(status, method, path_contains, times, retry_after, is_global))
+        self.faults.append(Fault(status, method, path_contains, times, retry_after, is_global, after_effect))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:

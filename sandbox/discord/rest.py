@@ -165,6 +165,8 @@ class Rest:
             resp = err(401, 0, "401: Unauthorized")
         elif (fault := fake.take_fault(request.method, request.path)) is not None:
             lim.counters.injected_faults += 1
+            if fault.after_effect:
+                await handler(request)  # done, but the answer is lost
             resp = self._fault_response(fault)
         elif lim.global_window.would_exceed(now):
             lim.counters.global_violations += 1
