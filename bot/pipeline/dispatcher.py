@@ -80,6 +80,7 @@ class Dispatcher:
         self.stats = DispatchStats()
         self.stopped: dict[str, str] = {}  # connector id -> why (auth failure)
         self._wake = asyncio.Event()
+        self._round: list[tuple[outbox.OutboxItem, SendReceipt]] = []
 
     def wake(self) -> None:
         self._wake.set()
@@ -125,7 +126,10 @@ class Dispatcher:
                         await self._requeue(group[i + 1 :], held, "destination paced")
                         return
 
-        await asyncio.gather(*(run_group(g) for g in groups.values()))
+        try:
+            await asyncio.gather(*(run_group(g) for g in groups.values()))
+        finally:
+            await self._flush_sent()
         return len(items)
 
     async def _requeue(self, items: list[outbox.OutboxItem], delay: float, why: str) -> None:
@@ -192,20 +196,32 @@ class Dispatcher:
             await outbox.mark_failed(s, item.id, error)
 
     async def _sent(self, item: outbox.OutboxItem, receipt: SendReceipt) -> None:
-        m = item.message
-        connector = self.connectors[m.connector_id]
-        async with self.sessions() as s, s.begin():
-            await outbox.mark_sent(s, item.id, receipt)
-            await _record_own_messages(s, type(connector).platform, m, receipt, item)
+        self._round.append((item, receipt))
         self.stats.sent += 1
-        self.stats.by_connector[m.connector_id] += 1
+        self.stats.by_connector[item.message.connector_id] += 1
+
+    async def _flush_sent(self) -> None:
+        """Record a round's receipts in one transaction (items stay 'sending' until then, so a
+        crash in between is settled by :meth:`recover`)."""
+        done, self._round = self._round, []
+        if not done:
+            return
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_sent_many(s, [(item.id, receipt) for item, receipt in done])
+            rows = [
+                row
+                for item, receipt in done
+                for row in _own_message_rows(type(self.connectors[item.message.connector_id]).platform, item, receipt)
+            ]
+            for start in range(0, len(rows), 200):
+                stmt = insert(s.bind.dialect.name, _MESSAGE).values(rows[start : start + 200])
+                await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]))
 
 
-async def _record_own_messages(
-    s: AsyncSession, platform: str, m: OutboundMessage, receipt: SendReceipt, item: outbox.OutboxItem
-) -> None:
-    """Store the bot's own messages, so replies to them find their thread."""
-    rows = [
+def _own_message_rows(platform: str, item: outbox.OutboxItem, receipt: SendReceipt) -> list[dict[str, object]]:
+    """The bot's own messages, stored so that replies to them find their thread."""
+    m = item.message
+    return [
         {
             "connector_id": m.connector_id,
             "external_id": ext,
@@ -225,6 +241,3 @@ async def _record_own_messages(
         }
         for ext in receipt.external_ids
     ]
-    if rows:
-        stmt = insert(s.bind.dialect.name, _MESSAGE).values(rows)
-        await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]))

@@ -22,7 +22,12 @@ def create_engine(url: str, *, pool_size: int = 10, busy_timeout_s: float = 30.0
         db = parsed.database
         if db and db != ":memory:":
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_s})
+        # One connection per process: SQLite has one writer anyway, and queueing on the pool
+        # (an asyncio wait) is far cheaper than SQLite's sleeping busy handler between
+        # competing connections. Other processes still wait on the busy timeout.
+        engine = create_async_engine(
+            url, connect_args={"timeout": busy_timeout_s}, pool_size=1, max_overflow=0, pool_timeout=busy_timeout_s * 4
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -40,14 +40,24 @@ async def enqueue(
     not_before: datetime | None = None,
 ) -> int:
     """Add messages to the outbox; keys already present are left alone. Returns how many were new."""
-    if not messages:
+    return await enqueue_many(session, [(m, thread_id, message_id) for m in messages], not_before=not_before)
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    items: Sequence[tuple[OutboundMessage, int | None, int | None]],
+    *,
+    not_before: datetime | None = None,
+) -> int:
+    """Like :func:`enqueue` for ``(message, thread_id, cause_message_id)`` triples, in one statement."""
+    if not items:
         return 0
     now = utcnow()
     rows: list[dict[str, Any]] = [
         {
             "idempotency_key": m.idempotency_key,
             "connector_id": m.connector_id,
-            "conversation_id": m.private_to and f"dm:{m.private_to}" or m.conversation_id,
+            "conversation_id": f"dm:{m.private_to}" if m.private_to else m.conversation_id,
             "thread_id": thread_id,
             "message_id": message_id,
             "purpose": m.purpose,
@@ -57,16 +67,19 @@ async def enqueue(
             "next_try_at": not_before or now,
             "created_at": now,
         }
-        for m in messages
+        for m, thread_id, message_id in items
     ]
     dialect = session.bind.dialect.name
-    stmt = (
-        insert(dialect, _OUTBOX)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_OUTBOX.c.id)
-    )
-    return len((await session.execute(stmt)).all())
+    new = 0
+    for start in range(0, len(rows), 200):
+        stmt = (
+            insert(dialect, _OUTBOX)
+            .values(rows[start : start + 200])
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(_OUTBOX.c.id)
+        )
+        new += len((await session.execute(stmt)).all())
+    return new
 
 
 async def claim_due(
@@ -102,6 +115,19 @@ async def mark_sent(session: AsyncSession, item_id: int, receipt: SendReceipt) -
         update(_OUTBOX)
         .where(_OUTBOX.c.id == item_id)
         .values(state="sent", sent_at=receipt.sent_at, receipt=receipt.model_dump(mode="json"), last_error=None)
+    )
+
+
+async def mark_sent_many(session: AsyncSession, done: Sequence[tuple[int, SendReceipt]]) -> None:
+    if not done:
+        return
+    from sqlalchemy import bindparam
+
+    await session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("oid"))
+        .values(state="sent", sent_at=bindparam("at"), receipt=bindparam("rc"), last_error=None),
+        [{"oid": i, "at": r.sent_at, "rc": r.model_dump(mode="json")} for i, r in done],
     )
 
 

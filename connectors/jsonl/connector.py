@@ -132,10 +132,12 @@ class JsonlConnector(PullConnector[JsonlSettings]):
         self.set_health(HealthState.OK, f"reading {self.settings.inbound}")
 
     def _load_sent(self) -> None:
+        good = 0
         with self.settings.outbound.open("rb") as fh:
             for raw in fh:
                 if not raw.endswith(b"\n"):
-                    break  # a torn last line from a crash: the key was not durably sent
+                    break  # a torn last line from a crash: that send did not complete
+                good += len(raw)
                 try:
                     row = json.loads(raw)
                 except ValueError:
@@ -144,6 +146,10 @@ class JsonlConnector(PullConnector[JsonlSettings]):
                 if key:
                     self._sent[key] = SendReceipt(external_ids=tuple(row["external_ids"]), sent_at=row["sent_at"])
                     self._seq += 1
+        if good < self.settings.outbound.stat().st_size:
+            self.log.warning("outbound file ends in a torn line (crash mid-write); truncating it")
+            with self.settings.outbound.open("r+b") as fh:
+                fh.truncate(good)
 
     async def fetch(self, cursor: str | None) -> FetchResult:
         offset = int(cursor) if cursor else 0

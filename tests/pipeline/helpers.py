@@ -1,0 +1,71 @@
+"""Helpers for pipeline tests: a config on temp files, jsonl traffic, reading results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Config, load_config
+
+BASE_CONFIG = """\
+data_dir: {data}
+storage:
+  url: {url}
+logging:
+  level: WARNING
+connectors:
+  local:
+    type: jsonl
+    settings:
+      inbound: {data}/in.jsonl
+      outbound: {data}/out.jsonl
+      poll_interval: 0.05
+      batch_size: {batch}
+pipeline:
+  workers: {workers}
+  idle_poll: 50ms
+dispatcher:
+  idle_poll: 50ms
+  backoff_base: 100ms
+  backoff_cap: 1s
+staff:
+  connector: local
+  conversation: staff
+helpers:
+  - name: Ann
+    identities: {{ local: ann }}
+    handles: {{ local: ann }}
+    topics: [login]
+  - name: Bo
+    identities: {{ local: bo }}
+    handles: {{ local: bo }}
+  - name: Sam
+    role: staff
+    identities: {{ local: sam }}
+"""
+
+
+def make_config(tmp: Path, url: str, *, workers: int = 2, batch: int = 500, extra: str = "") -> Config:
+    data = tmp / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "in.jsonl").touch()
+    path = tmp / "config.yaml"
+    path.write_text(BASE_CONFIG.format(data=data, url=url, workers=workers, batch=batch) + extra, encoding="utf-8")
+    return load_config(path, env={})
+
+
+def append(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def question(i: int, **kw: Any) -> dict[str, Any]:
+    return {"id": f"q{i}", "author": {"id": f"cust{i}", "handle": f"cust{i}"}, "text": f"how do I reset my password? #{i}", **kw}
+
+
+def read_out(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
