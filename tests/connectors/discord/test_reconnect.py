@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.models import MessageKind
+from bot.models import HealthState, MessageKind
 from connectors.discord import DiscordConnector
 from sandbox.discord import FakeDiscord
 from tests.connectors.discord.conftest import Store, running, settings_for
@@ -123,3 +123,40 @@ async def test_cursor_only_moves_with_stored_messages(fake: FakeDiscord) -> None
         task.cancel()
     finally:
         await c.stop()
+
+
+async def test_reconnect_request_and_invalid_session(fake: FakeDiscord) -> None:
+    store = Store()
+    c = DiscordConnector("dc", settings_for(fake))
+    async with running(c, store):
+        await fake.send_reconnect()  # op 7: reconnect and RESUME
+        m1 = await fake.post(fake.text_channel_id, "after op 7")
+        await store.wait_for(lambda: m1["id"] in store.messages)
+
+        fake.hold_gateway()
+        await fake.send_invalid_session(resumable=False)  # op 9: IDENTIFY again
+        m2 = await fake.post(fake.text_channel_id, "during the new handshake")
+        for _ in range(200):
+            if (await c.health()).state != HealthState.OK:
+                break
+            await asyncio.sleep(0.01)
+        health = await c.health()
+        assert health.state == HealthState.DEGRADED and "disconnected" in health.detail
+        fake.release_gateway()
+        await store.wait_for(lambda: m2["id"] in store.messages)
+        assert (await c.health()).state == HealthState.OK
+    counters = fake.limits.counters
+    assert counters.resumes == 1 and counters.identifies == 2
+    assert not store.duplicates()
+
+
+async def test_whole_guild_watch_includes_new_channels_threads(fake: FakeDiscord) -> None:
+    store = Store()
+    c = DiscordConnector("dc", settings_for(fake, channel_ids=[]))  # every channel of the guild
+    async with running(c, store):
+        a = await fake.post(fake.other_channel_id, "off-topic counts now")
+        thread = await fake.start_thread(a["id"], "side discussion", author="dave")
+        b = await fake.post(thread["id"], "inside the user's thread", author="dave")
+        await store.wait_for(lambda: b["id"] in store.messages)
+    got = store.messages[b["id"]]
+    assert (got.thread_ref, got.conversation_id, got.reply_to_id) == (a["id"], fake.other_channel_id, a["id"])
