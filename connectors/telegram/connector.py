@@ -359,7 +359,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
                     err = translate(exc)
                     if isinstance(err, AuthError | PermanentSendError):
                         self._report(HealthState.DOWN, f"setWebhook refused: {err}")
-                        raise (err if isinstance(err, AuthError) else ConflictError(str(err))) from exc
+                        raise err from exc  # a bad token or a webhook URL Telegram refuses
                     delay = err.retry_after if isinstance(err, RateLimited) else backoff.next()
                     self._report(HealthState.DEGRADED, f"setWebhook failing: {err}")
                     await asyncio.sleep(delay)

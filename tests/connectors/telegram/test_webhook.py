@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot.models import InboundMessage, MessageKind
 from connectors.telegram import TelegramConnector
@@ -142,3 +143,31 @@ async def test_webhook_restart_delivers_what_came_while_down(
     # webhooks are at-least-once: an update whose 200 was lost in the shutdown may come again,
     # always under the same external id, so the store keeps it once
     assert len(store.messages) == 3 and sum(store.deliveries.values()) <= 4
+
+
+async def test_a_refused_webhook_url_is_reported_not_retried(
+    fake: FakeTelegram, make_connector: Callable[..., TelegramConnector]
+) -> None:
+    from bot.errors import PermanentSendError
+    from bot.models import HealthState
+
+    c = make_connector(
+        mode="webhook",
+        webhook={
+            "listen_host": "127.0.0.1",
+            "listen_port": 0,
+            "public_url": "https://bot.example.com/telegram/webhook",  # the sandbox calls 127.0.0.1 only
+            "secret_token": SECRET,
+        },
+    )
+    await c.start()
+    try:
+        import asyncio
+
+        with pytest.raises(PermanentSendError, match=r"(?i)bad webhook"):
+            await asyncio.wait_for(c.listen(None, Store().sink), 10)
+        health = await c.health()
+    finally:
+        await c.stop()
+    assert health.state is HealthState.DOWN and "setWebhook refused" in health.detail
+    assert fake.stats.requests["setWebhook"] == 1
