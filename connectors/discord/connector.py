@@ -72,7 +72,12 @@ class Fatal:
     error: ConnectorError
 
 
-Item = Live | SessionStart | Fatal
+@dataclass(frozen=True)
+class Stopped:
+    pass
+
+
+Item = Live | SessionStart | Fatal | Stopped
 
 
 class DiscordConnector(PushConnector[DiscordSettings]):
@@ -126,6 +131,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._token_pace = SlidingWindowLimiter(s.requests_per_second, 1.0, margin=s.pace_margin_seconds)
         self._invalid = InvalidRequestMonitor(s.invalid_requests_alert, s.invalid_requests_brake)
         self._alerted = False
+        self._backfill_problem: str | None = None
         self.metrics: dict[str, float] = {
             "delivered": 0,
             "backfilled": 0,
@@ -162,6 +168,10 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         if self._client is not None:
             return
         self.set_health(HealthState.STARTING, "logging in")
+        self._fatal = None
+        kept = [it for it in _drain(self._queue) if isinstance(it, Live)]  # a restart in place
+        for it in kept:
+            self._queue.put_nowait(it)
         client = self._new_client()
         try:
             await client.login(self.settings.token.get_secret_value())
@@ -203,6 +213,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         for task in list(self._tasks):
             task.cancel()
         self._ready.clear()
+        self._connected = False
+        self._queue.put_nowait(Stopped())  # a listen() still running returns
         self.set_health(HealthState.STOPPED, "stopped")
 
     async def _run_gateway(self, client: SupportClient) -> None:
@@ -371,6 +383,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             item = await self._next_item()
             if isinstance(item, Fatal):
                 raise item.error
+            if isinstance(item, Stopped):
+                return
             if isinstance(item, SessionStart):
                 if item.number > self._covered_session:
                     await self._wait_ready()
@@ -450,7 +464,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
                 continue
             chans: list[discord.TextChannel | discord.Thread] = [*guild.text_channels, *guild.threads]
             for ch in chans:
-                if self._watched(ch, ch.id):
+                if self._watched(ch, ch.id) and _can_read_history(ch):
                     out[ch.id] = ch
         for cid in list(self._cursor.channels):
             if int(cid) in out or not s.dms:
@@ -492,6 +506,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
                         pending = []
                 if pending:
                     await self._deliver(pending, sink, backfill=True)
+                self._backfill_problem = None
                 return
             except (discord.Forbidden, discord.NotFound) as exc:
                 self.log.warning("cannot backfill channel %s: %s", cid, translate(exc))
@@ -502,11 +517,12 @@ class DiscordConnector(PushConnector[DiscordSettings]):
                     raise err from exc
                 wait = err.retry_after if isinstance(err, RateLimited) else delay
                 self.log.warning("backfill of channel %s failed (%s); retrying in %.1fs", cid, err, wait)
-                self.set_health(HealthState.DEGRADED, f"backfill of channel {cid} retrying: {err}")
+                self._backfill_problem = f"backfill of channel {cid} retrying: {err}"
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 30.0)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self.log.warning("backfill of channel %s failed (%s); retrying in %.1fs", cid, exc, delay)
+                self._backfill_problem = f"backfill of channel {cid} retrying: {exc}"
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -681,6 +697,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             )
         elif self._alerted:
             self._alerted = False
+        if self._backfill_problem is not None:
+            problems.append(self._backfill_problem)
         if not self._message_content:
             problems.append(
                 "message content intent not enabled: channel messages arrive without text "
@@ -712,6 +730,22 @@ class DiscordConnector(PushConnector[DiscordSettings]):
     async def health(self) -> Health:
         self._refresh_health()
         return await super().health()
+
+
+def _drain(queue: asyncio.Queue[Item]) -> list[Item]:
+    items: list[Item] = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+def _can_read_history(channel: discord.TextChannel | discord.Thread) -> bool:
+    """Skip channels the bot may not read: asking anyway would only collect 403s (invalid requests)."""
+    me = channel.guild.me
+    if me is None:
+        return True
+    perms = channel.permissions_for(me)
+    return perms.read_messages and perms.read_message_history
 
 
 def _posting_channel(path: str) -> str | None:

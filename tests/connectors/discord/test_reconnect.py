@@ -160,3 +160,14 @@ async def test_whole_guild_watch_includes_new_channels_threads(fake: FakeDiscord
         await store.wait_for(lambda: b["id"] in store.messages)
     got = store.messages[b["id"]]
     assert (got.thread_ref, got.conversation_id, got.reply_to_id) == (a["id"], fake.other_channel_id, a["id"])
+
+
+async def test_stop_ends_listen_and_reports_stopped(fake: FakeDiscord) -> None:
+    store = Store()
+    c = DiscordConnector("dc", settings_for(fake))
+    await c.start()
+    task = asyncio.create_task(c.listen(None, store.sink))
+    await store.wait_for(lambda: store.cursor is not None)  # the first run stores a starting watermark
+    await c.stop()
+    await asyncio.wait_for(task, 5)
+    assert (await c.health()).state == HealthState.STOPPED
