@@ -487,6 +487,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         cid = str(getattr(channel, "id", ""))
         delay = self.settings.backfill_retry_seconds
         while True:
+            if self._client is not client or client.is_closed():
+                return  # stopped meanwhile
             after = self._cursor.after_for(cid)
             if after is None:
                 return

@@ -6,7 +6,7 @@ import asyncio
 
 from bot.models import HealthState, MessageKind
 from connectors.discord import DiscordConnector
-from sandbox.discord import FakeDiscord
+from sandbox.discord import FakeDiscord, Limits
 from tests.connectors.discord.conftest import Store, running, settings_for
 
 
@@ -171,3 +171,24 @@ async def test_stop_ends_listen_and_reports_stopped(fake: FakeDiscord) -> None:
     await c.stop()
     await asyncio.wait_for(task, 5)
     assert (await c.health()).state == HealthState.STOPPED
+
+
+async def test_resume_window_runs_out_on_its_own() -> None:
+    fake = FakeDiscord(resume_window=0.2, limits=Limits(channel_per=1.0))
+    await fake.start()
+    try:
+        store = Store()
+        c = DiscordConnector("dc", settings_for(fake))
+        async with running(c, store):
+            a = await fake.post(fake.text_channel_id, "before")
+            await store.wait_for(lambda: a["id"] in store.messages)
+            fake.hold_gateway()
+            await fake.drop_connection(abrupt=False, code=4000)
+            b = await fake.post(fake.text_channel_id, "during a long outage")
+            await asyncio.sleep(0.4)  # longer than the resume window
+            fake.release_gateway()
+            await store.wait_for(lambda: b["id"] in store.messages)
+        assert fake.limits.counters.resumes_refused == 1
+        assert not store.duplicates()
+    finally:
+        await fake.stop()
