@@ -31,6 +31,7 @@ class LocalState:
     usage: dict[str, Any] | None = None
     me: dict[str, str] | None = None
     journal: OrderedDict[str, SendRecord] = field(default_factory=OrderedDict)
+    _written: str = field(default="", repr=False)
 
     @classmethod
     def load(cls, path: Path) -> LocalState:
@@ -69,7 +70,11 @@ class LocalState:
                 k: {"ids": r.ids, "done": r.done, "sent_at": r.sent_at} for k, r in self.journal.items()
             },
         }
+        blob = json.dumps(data, separators=(",", ":"))
+        if blob == self._written:
+            return  # nothing changed since the last write
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), "utf-8")
+        tmp.write_text(blob, "utf-8")
         os.replace(tmp, self.path)
+        self._written = blob

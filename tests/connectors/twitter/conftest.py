@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -30,14 +31,15 @@ async def fake() -> AsyncIterator[FakeX]:
 
 @pytest.fixture
 def make_connector(fake: FakeX, tmp_path: Path) -> MakeConnector:
-    def make(**overrides: object) -> TwitterConnector:
+    def make(clock: Callable[[], float] = time.time, **overrides: object) -> TwitterConnector:
         # DMs are polled on every fetch here unless a test says otherwise
         values: dict[str, object] = {
             "dm_poll_interval_active": 0.001,
             "dm_poll_interval_idle": 0.001,
             **overrides,
         }
-        return TwitterConnector("x-main", settings_for(fake, **values), ConnectorContext(data_dir=tmp_path))
+        settings = settings_for(fake, **values)
+        return TwitterConnector("x-main", settings, ConnectorContext(data_dir=tmp_path), clock=clock)
 
     return make
 
@@ -70,3 +72,13 @@ def reply(message: InboundMessage, text: str, key: str, **extra: object) -> Outb
             **extra,
         }
     )
+
+
+class Clock:
+    """A clock the test moves (starting now, so X's epoch reset headers still make sense)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now

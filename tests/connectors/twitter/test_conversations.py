@@ -10,7 +10,7 @@ from connectors.twitter import TwitterConnector
 from connectors.twitter.cursor import XCursor
 from connectors.twitter.weighted import weighted_length
 from sandbox.x import FakeX, WorldError
-from tests.connectors.twitter.conftest import MakeConnector, fetch_all, reply
+from tests.connectors.twitter.conftest import Clock, MakeConnector, fetch_all, reply
 
 
 async def test_a_mention_opens_a_thread_and_replies_join_it(fake: FakeX, connector: TwitterConnector) -> None:
@@ -225,23 +225,36 @@ async def test_dm_to_someone_who_does_not_accept_dms_is_refused(
 
 
 async def test_dms_are_read_once_and_the_bots_own_are_skipped(
-    fake: FakeX, connector: TwitterConnector
+    fake: FakeX, make_connector: MakeConnector
 ) -> None:
-    fake.dm("ann", "hello, private question")
-    got, cursor = await fetch_all(connector, None)
-    assert [m.text for m in got] == ["hello, private question"]
-    await connector.send(
-        OutboundMessage(
-            idempotency_key="k",
-            connector_id="x-main",
-            conversation_id=got[0].conversation_id,
-            private_to=got[0].author.id,
-            text="answer in private",
-        )
+    clock = Clock()
+    c = make_connector(
+        clock=clock, dm_poll_interval_active=5, dm_poll_interval_idle=60, poll_interval_active=0.1
     )
-    fake.dm("ann", "one more")
-    got2, _ = await fetch_all(connector, cursor)
-    assert [m.text for m in got2] == ["one more"]
+    await c.start()
+    try:
+        fake.dm("ann", "hello, private question")
+        got, cursor = await fetch_all(c, None)
+        assert [m.text for m in got] == ["hello, private question"]
+        dm_polls = fake.request_count("dm_events")
+        clock.now += 2
+        await fetch_all(c, cursor)  # DMs are not due yet: only mentions are polled
+        assert fake.request_count("dm_events") == dm_polls
+        await c.send(
+            OutboundMessage(
+                idempotency_key="k",
+                connector_id="x-main",
+                conversation_id=got[0].conversation_id,
+                private_to=got[0].author.id,
+                text="answer in private",
+            )
+        )
+        fake.dm("ann", "one more")
+        clock.now += 5  # a DM conversation is active: the fast DM interval applies
+        got2, _ = await fetch_all(c, cursor)
+    finally:
+        await c.stop()
+    assert [m.text for m in got2] == ["one more"]  # the bot's own DM is not delivered
 
 
 async def test_dms_are_not_polled_when_disabled(fake: FakeX, make_connector: MakeConnector) -> None:

@@ -13,16 +13,8 @@ from connectors.base import ConnectorContext
 from connectors.twitter import TwitterConnector
 from connectors.twitter.budget import Budget
 from sandbox.x import FakeX
-from tests.connectors.twitter.conftest import MakeConnector, fetch_all, reply
+from tests.connectors.twitter.conftest import Clock, MakeConnector, fetch_all, reply
 from tests.contract.harness_twitter import settings_for
-
-
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_reads_writes_and_cost_are_counted_and_reported(
