@@ -330,6 +330,8 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             token = (body.get("meta") or {}).get("next_token")
             if reached or not token or since is None:
                 break
+        if since is None:  # the very first poll: at most the backfill, newest first
+            events = events[: self.settings.initial_backfill]
         for uid, user in users.items():
             self._handles[uid] = str(user.get("username", ""))
         for event in events:  # senders X did not expand: use the handles seen before

@@ -32,7 +32,10 @@ class TwitterSettings(ConnectorSettings):
     page_size: int = Field(default=100, ge=5, le=100, description="mentions per page (max_results)")
     dm_page_size: int = Field(default=20, ge=1, le=100, description="DM events per page")
     initial_backfill: int = Field(
-        default=20, ge=0, le=800, description="mentions read on the very first poll (no cursor yet)"
+        default=20,
+        ge=0,
+        le=800,
+        description="mentions (and DMs) delivered by the very first poll (no cursor yet)",
     )
     mention_window: int = Field(default=800, gt=0, description="how far back X's mention timeline reaches")
 

@@ -32,7 +32,7 @@ async def fake() -> AsyncIterator[FakeX]:
 @pytest.fixture
 def make_connector(fake: FakeX, tmp_path: Path) -> MakeConnector:
     def make(clock: Callable[[], float] = time.time, **overrides: object) -> TwitterConnector:
-        # DMs are polled on every fetch here unless a test says otherwise
+        # short DM intervals; the DM rate-limit pace (15 reads / 15 min) still applies
         values: dict[str, object] = {
             "dm_poll_interval_active": 0.001,
             "dm_poll_interval_idle": 0.001,

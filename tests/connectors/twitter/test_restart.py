@@ -12,7 +12,7 @@ from bot.models import HealthState
 from connectors.base import ConnectorContext
 from connectors.twitter import TwitterConnector
 from sandbox.x import FakeX
-from tests.connectors.twitter.conftest import MakeConnector, fetch_all, reply
+from tests.connectors.twitter.conftest import Clock, MakeConnector, fetch_all, reply
 from tests.contract.harness_twitter import settings_for
 
 
@@ -141,13 +141,18 @@ async def test_no_gap_is_reported_for_a_normal_catch_up(fake: FakeX, make_connec
 
 async def test_first_start_reads_only_the_backfill(fake: FakeX, make_connector: MakeConnector) -> None:
     ids = [fake.mention("ann", f"old {i}")["id"] for i in range(30)]
-    c = make_connector(initial_backfill=8, page_size=5)
+    dms = [fake.dm("ann", f"old dm {i}")["id"] for i in range(12)]
+    clock = Clock()
+    c = make_connector(clock=clock, initial_backfill=8, page_size=5)
     await c.start()
     try:
         got, cursor = await fetch_all(c, None)
         fake.mention("ann", "new")
+        fake.dm("ann", "new dm")
+        clock.now += 65  # DMs: X allows 15 reads per 15 minutes, so the connector waits ~64 s
         later, _ = await fetch_all(c, cursor)
     finally:
         await c.stop()
-    assert [m.external_id for m in got] == ids[-8:]
-    assert [m.text for m in later] == ["new"]
+    assert [m.external_id for m in got if not m.is_private] == ids[-8:]
+    assert [m.external_id for m in got if m.is_private] == [f"dm:{i}" for i in dms[-8:]]
+    assert sorted(m.text for m in later) == ["new", "new dm"]
