@@ -110,6 +110,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         self._replyable: OrderedDict[str, bool] = OrderedDict()  # post id -> may the bot reply?
         self._catch_up: _CatchUp | None = None
         self._send_lock = asyncio.Lock()
+        self._fetch_lock = asyncio.Lock()
         self._last_activity = 0.0
         self._last_dm_activity = 0.0
         self._empty_polls = 0
@@ -163,6 +164,10 @@ class TwitterConnector(PullConnector[TwitterSettings]):
 
     # ================================================================== fetch
     async def fetch(self, cursor: str | None) -> FetchResult:
+        async with self._fetch_lock:  # one poll at a time: the catch-up state is shared
+            return await self._fetch(cursor)
+
+    async def _fetch(self, cursor: str | None) -> FetchResult:
         cur = XCursor.loads(cursor)
         now = self.clock()
         if not self.budget.reads_allowed():

@@ -221,3 +221,14 @@ async def test_a_catch_up_paused_mid_way_resumes_at_the_same_page(
     assert [r.status for r in pages] == [200, 429, 200, 200]
     assert pages[1].query["pagination_token"] == pages[2].query["pagination_token"]
     assert fake.violations["mentions"] == 0
+
+
+async def test_a_slow_poll_does_not_hold_up_a_send(fake: FakeX, connector: TwitterConnector) -> None:
+    fake.mention("ann", "question")
+    (question,), cursor = await fetch_all(connector, None)
+    fake.inject("slow", "mentions", delay=0.5)
+    poll = asyncio.create_task(connector.fetch(cursor))
+    await asyncio.sleep(0.05)  # the poll is now waiting on X
+    receipt = await connector.send(reply(question, "sent while polling", "k"))
+    assert not poll.done() and receipt.external_ids
+    await poll
