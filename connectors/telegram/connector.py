@@ -133,7 +133,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
         logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         bot = self._make_bot()
         try:
-            await bot.initialize()  # getMe: checks the token
+            await bot.initialize()  # getMe: checks the token (PTB's message would include it)
         except tg.InvalidToken as exc:
             await self._close_bot(bot)
             self.set_health(HealthState.DOWN, "Telegram rejected the bot token (401)")

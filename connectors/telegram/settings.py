@@ -75,6 +75,13 @@ class TelegramSettings(ConnectorSettings):
     )
     max_backoff: float = Field(default=30.0, gt=0, description="longest wait between failing polls")
 
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", value.get_secret_value().strip()):
+            raise ValueError("token must look like '<bot id>:<secret>' as @BotFather gives it")
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("chats", mode="before")
     @classmethod
     def _chat_ids(cls, value: Any) -> Any:

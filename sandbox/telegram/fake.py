@@ -139,6 +139,7 @@ class FakeTelegram:
         self._http: aiohttp.ClientSession | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        self._closing = False
 
     # ================================================================= lifecycle
     @property
@@ -168,6 +169,9 @@ class FakeTelegram:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        self._closing = True
+        async with self._changed:  # end waiting long polls now rather than at their timeout
+            self._changed.notify_all()
         await self._stop_webhook()
         if self._http is not None:
             await self._http.close()
@@ -408,7 +412,7 @@ class FakeTelegram:
                     )
                 pending = self.pending_updates()
                 left = deadline - time.monotonic()
-                if pending or left <= 0:
+                if pending or left <= 0 or self._closing:
                     return pending[:limit]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)

@@ -228,3 +228,23 @@ async def test_bad_token_at_start(
         await c.start()
     assert "WRONG" not in str(info.value)  # the token never ends up in messages or logs
     assert (await c.health()).state is HealthState.DOWN
+
+
+def test_settings_validation(fake: FakeTelegram) -> None:
+    from pydantic import ValidationError
+
+    from tests.connectors.telegram.conftest import settings_for
+
+    for bad in (
+        {"token": ""},
+        {"token": "no-colon"},
+        {"chats": ["@support"]},
+        {"mode": "webhook"},
+        {"api_base_url": "ftp://x"},
+        {"mode": "webhook", "webhook": {"public_url": "https://x/y", "secret_token": "has space"}},
+    ):
+        with pytest.raises(ValidationError):
+            settings_for(fake, **bad)
+    s = settings_for(fake, chats=[-1001, "-1002"], api_base_url="http://127.0.0.1:1/")
+    assert s.chats == ("-1001", "-1002") and s.api_base_url == "http://127.0.0.1:1"
+    assert "TEST-TOKEN" not in repr(s) and "TEST-TOKEN" not in str(s.model_dump())
