@@ -116,6 +116,7 @@ class FakeDiscord:
         self.connections: list[Connection] = []
         self.identifies: list[Json] = []
         self.resume_requests: list[Json] = []
+        self.client_ops: list[int] = []  # every op the bot sent, over all connections
         self.rest_log: list[tuple[str, str, int]] = []  # (method, path, status)
         self.interactions: dict[str, Interaction] = {}
         self.nonces: dict[tuple[str, str], tuple[float, Json]] = {}
@@ -314,6 +315,7 @@ class FakeDiscord:
                 p = json.loads(msg.data)
                 op = p.get("op")
                 conn.client_ops.append(op)
+                self.client_ops.append(op)
                 if op == OP_HEARTBEAT:
                     await conn.send({"op": OP_HEARTBEAT_ACK})
                 elif op == OP_IDENTIFY:

@@ -61,14 +61,14 @@ async def test_token_pace_stays_under_the_global_limit() -> None:
     fake = FakeDiscord(limits=Limits(global_limit=8, channel_limit=50, channel_per=1.0))
     await fake.start()
     try:
-        c = DiscordConnector("dc", settings_for(fake, requests_per_second=7, channel_messages=50))
+        c = DiscordConnector("dc", settings_for(fake, requests_per_second=6, channel_messages=50))
         await c.start()
         try:
             channels = [fake.text_channel_id, fake.other_channel_id, fake.existing_thread_id]
-            await asyncio.gather(*(dispatch(c, out(channels[i % 3], f"g{i}", f"msg {i}")) for i in range(16)))
+            await asyncio.gather(*(dispatch(c, out(channels[i % 3], f"g{i}", f"msg {i}")) for i in range(14)))
         finally:
             await c.stop()
-        assert len(fake.bot_messages()) == 16
+        assert len(fake.bot_messages()) == 14
         assert fake.limits.counters.global_violations == 0
     finally:
         await fake.stop()

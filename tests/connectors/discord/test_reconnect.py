@@ -27,6 +27,7 @@ async def test_short_drop_is_resumed_with_replay(fake: FakeDiscord) -> None:
         await store.wait_for(lambda: all(m["id"] in store.messages for m in missed))
         assert fake.limits.counters.resumes == 1 and fake.limits.counters.identifies == 1
         assert history_calls(fake) == []  # the gateway replayed them: no backfill needed
+        assert {1, 2, 6} <= set(fake.client_ops)  # heartbeat, IDENTIFY, RESUME
         assert (await c.health()).metrics["resumes"] == 1
     assert not store.duplicates()
 
