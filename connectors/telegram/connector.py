@@ -96,7 +96,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
         self._webhook: WebhookServer | None = None
         self._counts: dict[str, float] = {
             "updates": 0,
-            "stored": 0,
+            "accepted": 0,
             "skipped": 0,
             "unreadable": 0,
             "sent": 0,
@@ -212,7 +212,7 @@ class TelegramConnector(PushConnector[TelegramSettings]):
                 out.append(msg)
             else:
                 self._counts["skipped"] += 1
-        self._counts["stored"] += len(out)
+        self._counts["accepted"] += len(out)
         return out
 
     async def _after_stored(self, updates: Sequence[Update]) -> None:
