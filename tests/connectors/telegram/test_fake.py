@@ -177,3 +177,31 @@ async def test_runs_standalone() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_bot_edits_answers_and_chat_lookups(fake: FakeTelegram) -> None:
+    markup = {"inline_keyboard": [[{"text": "Solved", "callback_data": "solved:1"}]]}
+    _, body = await call(fake, "sendMessage", chat_id=GROUP, text="try this", reply_markup=markup)
+    mid = body["result"]["message_id"]
+    cb = fake.press(GROUP, mid, ALICE, "solved:1")
+    with pytest.raises(ValueError):
+        fake.press(GROUP, mid, ALICE, "not-a-button")
+    assert (await call(fake, "answerCallbackQuery", callback_query_id=cb, text="ok"))[0] == 200
+    assert (await call(fake, "answerCallbackQuery", callback_query_id=cb))[0] == 400  # answered already
+    status, body = await call(fake, "editMessageReplyMarkup", chat_id=GROUP, message_id=mid, reply_markup={})
+    assert status == 200 and "reply_markup" not in body["result"]
+    status, body = await call(fake, "editMessageText", chat_id=GROUP, message_id=mid, text="try this")
+    assert (status, body["description"]) == (400, "Bad Request: message is not modified")
+    status, body = await call(fake, "editMessageText", chat_id=GROUP, message_id=mid, text="try that")
+    assert status == 200 and body["result"]["text"] == "try that" and body["result"]["edit_date"]
+    user_msg = fake.post(GROUP, ALICE, "mine")
+    status, _ = await call(
+        fake, "editMessageText", chat_id=GROUP, message_id=user_msg["message_id"], text="x"
+    )
+    assert status == 400  # a bot edits only its own messages
+    long_data = {"inline_keyboard": [[{"text": "x", "callback_data": "d" * 65}]]}
+    assert (await call(fake, "sendMessage", chat_id=GROUP, text="x", reply_markup=long_data))[0] == 400
+    _, chat = await call(fake, "getChat", chat_id=FORUM)
+    assert chat["result"]["is_forum"] is True and chat["result"]["type"] == "supergroup"
+    _, member = await call(fake, "getChatMember", chat_id=GROUP, user_id=fake.bot_id)
+    assert member["result"]["user"]["is_bot"] is True
