@@ -10,7 +10,8 @@ missed. When it cannot (the gap outlived the resume window, or the process resta
 session starts afresh: the connector then backfills each watched channel's history after the
 last stored message id (``GET /channels/{id}/messages?after=``) *before* delivering anything
 that arrived on the new session, skipping what it already delivered. The cursor only ever moves
-with the messages it covers, through the sink. See :mod:`connectors.discord.cursor`.
+with the messages it covers, through the sink. See :mod:`connectors.discord.cursor` and
+:mod:`connectors.discord.backfill`.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
-import aiohttp
 import discord
 from discord.http import Route
 
-from bot.errors import AuthError, ConnectorError, MalformedPayload, PermanentSendError, RateLimited
+from bot.errors import AuthError, ConnectorError, MalformedPayload, RateLimited
 from bot.models import (
     Capabilities,
     Health,
@@ -40,44 +38,18 @@ from bot.models import (
     utcnow,
 )
 from connectors.base import ConnectorContext, ConnectorSettings, PushConnector, Sink
-from connectors.discord import normalize
+from connectors.discord import backfill, normalize
 from connectors.discord.client import SupportClient
 from connectors.discord.cursor import Cursor, snowflake_at
+from connectors.discord.delivery import Delivered, Fatal, Item, Live, SessionStart, Stopped
+from connectors.discord.edge import HttpEdge
 from connectors.discord.errors import translate
-from connectors.discord.pacing import InvalidRequestMonitor, KeyedLimiters, SlidingWindowLimiter
-from connectors.discord.render import Part, allowed_mentions, button_view, mention_ids, render
+from connectors.discord.sending import Sender
 from connectors.discord.settings import DiscordSettings
+from connectors.discord.watch import Watch
 
 BATCH = 100
-RECENT_IDS = 20_000
-SENT_KEYS = 10_000
 INTERACTION_ACK_TYPE = 6  # DEFERRED_UPDATE_MESSAGE: "got it", no visible change
-THREAD_EXISTS = 160004
-
-
-@dataclass(frozen=True)
-class Live:
-    message: InboundMessage
-    channel_id: str | None = None  # set for new messages: they move the cursor
-    message_id: int | None = None
-
-
-@dataclass(frozen=True)
-class SessionStart:
-    number: int
-
-
-@dataclass(frozen=True)
-class Fatal:
-    error: ConnectorError
-
-
-@dataclass(frozen=True)
-class Stopped:
-    pass
-
-
-Item = Live | SessionStart | Fatal | Stopped
 
 
 class DiscordConnector(PushConnector[DiscordSettings]):
@@ -115,22 +87,22 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._ready = asyncio.Event()
         self._fatal: ConnectorError | None = None
         self._cursor = Cursor()
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._texts: OrderedDict[str, str] = OrderedDict()
-        self._sent: OrderedDict[str, SendReceipt] = OrderedDict()
-        self._send_locks: dict[str, asyncio.Lock] = {}
+        self._delivered = Delivered()
         self._session_no = 0
         self._covered_session = -1
         self._first_connect_at = utcnow()
         self._message_content = True
         self._connected = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._channel_pace = KeyedLimiters(
-            s.channel_messages, s.channel_window_seconds, margin=s.pace_margin_seconds
+        self._watch = Watch(s)
+        self._edge = HttpEdge(s, self.log, on_invalid=self._refresh_health)
+        self._sender = Sender(s, self._delivered.text_of)
+        self._backfill = backfill.Backfill(
+            connector_id,
+            self.log,
+            retry_seconds=s.backfill_retry_seconds,
+            on_problem=self._set_backfill_problem,
         )
-        self._token_pace = SlidingWindowLimiter(s.requests_per_second, 1.0, margin=s.pace_margin_seconds)
-        self._invalid = InvalidRequestMonitor(s.invalid_requests_alert, s.invalid_requests_brake)
-        self._alerted = False
         self._backfill_problem: str | None = None
         self.metrics: dict[str, float] = {
             "delivered": 0,
@@ -142,7 +114,6 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             "rejected": 0,
             "sent": 0,
             "interactions_acked": 0,
-            "pace_wait_seconds": 0.0,
         }
 
     # ================================================================== life cycle
@@ -150,15 +121,12 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         s = self.settings
         intents = discord.Intents.default()
         intents.message_content = True
-        trace = aiohttp.TraceConfig()
-        trace.on_request_start.append(self._on_request_start)
-        trace.on_request_end.append(self._on_request_end)
         return SupportClient(
             self,
             intents=intents,
             api_base_url=s.api_base_url,
             gateway_url=s.gateway_url,
-            http_trace=trace,
+            http_trace=self._edge.trace_config(),
             guild_ready_timeout=s.guild_ready_timeout,
             max_ratelimit_timeout=s.max_ratelimit_wait,
             identify_delay=s.identify_delay,
@@ -290,14 +258,16 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             self._on_message(args[0], client.user.id)
         elif event == "raw_message_edit":
             ev: discord.RawMessageUpdateEvent = args[0]
-            if ev.message.author.id != client.user.id and self._watched(ev.message.channel, ev.channel_id):
+            if ev.message.author.id != client.user.id and self._watch.includes(
+                ev.message.channel, ev.channel_id
+            ):
                 msg = normalize.from_edit(ev, connector_id=self.id)
                 if msg is not None:
                     self._queue.put_nowait(Live(msg))
         elif event == "raw_message_delete":
             de: discord.RawMessageDeleteEvent = args[0]
             channel = client.get_channel(de.channel_id)
-            if self._watched(channel, de.channel_id, guild_id=de.guild_id):
+            if self._watch.includes(channel, de.channel_id, guild_id=de.guild_id):
                 self._queue.put_nowait(Live(normalize.from_delete(de, channel, connector_id=self.id)))
         elif event == "raw_reaction_add":
             self._on_reaction(args[0], client)
@@ -305,7 +275,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             self._on_interaction(args[0])
 
     def _on_message(self, message: discord.Message, bot_id: int) -> None:
-        if message.author.id == bot_id or not self._watched(message.channel, message.channel.id):
+        if message.author.id == bot_id or not self._watch.includes(message.channel, message.channel.id):
             return
         inbound = normalize.from_message(message, connector_id=self.id, bot_id=bot_id)
         if inbound is not None:
@@ -318,7 +288,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         if not self.settings.all_reactions and str(ev.emoji) not in self.settings.watched_emojis:
             return
         channel = client.get_channel(ev.channel_id)
-        if not self._watched(channel, ev.channel_id, guild_id=ev.guild_id):
+        if not self._watch.includes(channel, ev.channel_id, guild_id=ev.guild_id):
             return
         user = client.get_user(ev.user_id)
         self._queue.put_nowait(Live(normalize.from_reaction(ev, channel, user, connector_id=self.id)))
@@ -353,23 +323,6 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _watched(self, channel: object, channel_id: int, *, guild_id: int | None = None) -> bool:
-        s = self.settings
-        if isinstance(channel, discord.DMChannel | discord.GroupChannel) or (
-            channel is None and guild_id is None
-        ):
-            return s.dms
-        guild = getattr(channel, "guild", None)
-        gid = str(guild.id) if guild is not None else (str(guild_id) if guild_id is not None else None)
-        if s.guild_ids and gid not in s.guild_ids:
-            return False
-        if not s.channel_ids:
-            return True
-        ids = {str(channel_id)}
-        if isinstance(channel, discord.Thread):
-            ids.add(str(channel.parent_id))
-        return bool(ids & set(s.channel_ids))
 
     # ================================================================== listen
     async def listen(self, cursor: str | None, sink: Sink) -> None:
@@ -416,7 +369,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         for it in items:
             if it.channel_id is not None and it.message_id is not None:
                 seen[it.channel_id] = max(seen.get(it.channel_id, 0), it.message_id)
-            if it.message.external_id in self._recent:
+            if it.message.external_id in self._delivered:
                 self.metrics["duplicates_skipped"] += 1
                 continue
             fresh.append(it.message)
@@ -424,109 +377,39 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             return
         new_cursor = self._cursor.advanced(seen) if seen else None
         if fresh or (new_cursor is not None and new_cursor != self._cursor):
-            await self.sink_call(sink, fresh, new_cursor)
+            await self._sink_call(sink, fresh, new_cursor)
         if new_cursor is not None:
             self._cursor = new_cursor
         for m in fresh:
-            self._remember(m)
+            self._delivered.add(m)
         self.metrics["backfilled" if backfill else "delivered"] += len(fresh)
 
-    async def sink_call(self, sink: Sink, messages: list[InboundMessage], cursor: Cursor | None) -> None:
+    async def _sink_call(self, sink: Sink, messages: list[InboundMessage], cursor: Cursor | None) -> None:
         await sink(messages, cursor.dump() if cursor is not None else None)
-
-    def _remember(self, m: InboundMessage) -> None:
-        self._recent[m.external_id] = None
-        if len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
-        if m.text and m.target_id is None:
-            self._texts[m.external_id] = m.text[:200]
-            if len(self._texts) > 2000:
-                self._texts.popitem(last=False)
 
     # ================================================================== backfill
     async def _catch_up(self, sink: Sink) -> None:
         """Backfill from the stored cursor; on a first run, store a starting watermark instead."""
+        client = self._client
+        assert client is not None
         if self._cursor.empty:
             start = snowflake_at(self._first_connect_at - timedelta(seconds=5))
             self._cursor = Cursor(watermark=start)
-            await self.sink_call(sink, [], self._cursor)
+            await self._sink_call(sink, [], self._cursor)
             return
-        for channel in await self._backfill_targets():
-            await self._backfill_channel(channel, sink)
 
-    async def _backfill_targets(self) -> list[discord.abc.Messageable]:
-        client = self._client
-        assert client is not None
-        s = self.settings
-        out: dict[int, discord.abc.Messageable] = {}
-        for guild in client.guilds:
-            if s.guild_ids and str(guild.id) not in s.guild_ids:
-                continue
-            chans: list[discord.TextChannel | discord.Thread] = [*guild.text_channels, *guild.threads]
-            for ch in chans:
-                if self._watched(ch, ch.id) and _can_read_history(ch):
-                    out[ch.id] = ch
-        for cid in list(self._cursor.channels):
-            if int(cid) in out or not s.dms:
-                continue
-            known = client.get_channel(int(cid))
-            if known is not None:
-                continue  # a guild channel we no longer watch, or a forum
-            try:
-                fetched = await client.fetch_channel(int(cid))
-            except discord.HTTPException as exc:
-                self.log.info("not backfilling channel %s: %s", cid, translate(exc))
-                continue
-            if isinstance(fetched, discord.DMChannel):
-                out[fetched.id] = fetched
-        return list(out.values())
+        async def deliver(items: Sequence[Live]) -> None:
+            await self._deliver(items, sink, backfill=True)
 
-    async def _backfill_channel(self, channel: discord.abc.Messageable, sink: Sink) -> None:
-        client = self._client
-        assert client is not None and client.user is not None
-        cid = str(getattr(channel, "id", ""))
-        delay = self.settings.backfill_retry_seconds
-        while True:
-            if self._client is not client or client.is_closed():
-                return  # stopped meanwhile
-            after = self._cursor.after_for(cid)
-            if after is None:
-                return
-            try:
-                pending: list[Live] = []
-                async for message in channel.history(
-                    limit=None, after=discord.Object(id=after), oldest_first=True
-                ):
-                    if message.author.id == client.user.id:
-                        continue
-                    inbound = normalize.from_message(message, connector_id=self.id, bot_id=client.user.id)
-                    if inbound is None:
-                        continue
-                    pending.append(Live(inbound, cid, message.id))
-                    if len(pending) >= BATCH:
-                        await self._deliver(pending, sink, backfill=True)
-                        pending = []
-                if pending:
-                    await self._deliver(pending, sink, backfill=True)
-                self._backfill_problem = None
-                return
-            except (discord.Forbidden, discord.NotFound) as exc:
-                self.log.warning("cannot backfill channel %s: %s", cid, translate(exc))
-                return
-            except discord.HTTPException as exc:
-                err = translate(exc, what="backfill")
-                if isinstance(err, AuthError):
-                    raise err from exc
-                wait = err.retry_after if isinstance(err, RateLimited) else delay
-                self.log.warning("backfill of channel %s failed (%s); retrying in %.1fs", cid, err, wait)
-                self._backfill_problem = f"backfill of channel {cid} retrying: {err}"
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 30.0)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                self.log.warning("backfill of channel %s failed (%s); retrying in %.1fs", cid, exc, delay)
-                self._backfill_problem = f"backfill of channel {cid} retrying: {exc}"
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        for channel in await backfill.targets(client, self._watch, list(self._cursor.channels)):
+            await self._backfill.channel(client, channel, self._cursor_after, deliver)
+
+    def _cursor_after(self, channel_id: str) -> int | None:
+        return self._cursor.after_for(channel_id)  # the cursor object changes as batches are stored
+
+    def _set_backfill_problem(self, problem: str | None) -> None:
+        self._backfill_problem = problem
+        self._refresh_health()
 
     # ================================================================== send
     async def send(self, message: OutboundMessage) -> SendReceipt:
@@ -534,171 +417,24 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             await self.start()
         client = self._client
         assert client is not None
-        key = message.idempotency_key
-        done = self._sent.get(key)
-        if done is not None:
-            return done
-        brake = self._invalid.brake_seconds()
+        brake = self._edge.invalid.brake_seconds()
         if brake > 0:
             raise RateLimited(
                 brake, "too many invalid discord requests; holding sends", scope="invalid-requests"
             )
-        lock = self._send_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            done = self._sent.get(key)
-            if done is not None:
-                return done
-            try:
-                channel_id, reference = await self._target(message, client)
-                parts = render(message, reference_id=reference, helper_role_id=self.settings.helper_role_id)
-                users, roles = mention_ids(message, self.settings.helper_role_id)
-                mentions = allowed_mentions(users, roles)
-                ids: list[str] = []
-                permalink = None
-                for part in parts:
-                    sent = await self._post(client, channel_id, part, mentions)
-                    ids.append(str(sent.id))
-                    permalink = permalink or sent.jump_url
-            finally:
-                self._send_locks.pop(key, None)
-        receipt = SendReceipt(external_ids=tuple(ids), sent_at=utcnow(), permalink=permalink)
-        self._sent[key] = receipt
-        if len(self._sent) > SENT_KEYS:
-            self._sent.popitem(last=False)
-        self.metrics["sent"] += len(ids)
+        receipt = await self._sender.send(client, message)
+        self.metrics["sent"] += len(receipt.external_ids)
         return receipt
 
-    async def _target(self, message: OutboundMessage, client: SupportClient) -> tuple[int, int | None]:
-        """The channel to post in, and the message to reply to (same channel only)."""
-        reply_to = _as_id(message.reply_to_id, "reply_to_id")
-        if message.private_to is not None:
-            user_id = _as_id(message.private_to, "private_to")
-            assert user_id is not None
-            try:
-                dm = await client.create_dm(discord.Object(id=user_id))
-            except Exception as exc:
-                raise translate(exc, what="create DM") from exc
-            return dm.id, None
-        if message.thread_ref is not None:
-            thread_id = _as_id(message.thread_ref, "thread_ref")
-            assert thread_id is not None
-            if reply_to == thread_id and not self._is_forum_thread(client, thread_id):
-                reply_to = None  # the thread's starter lives in the parent channel
-            return thread_id, reply_to
-        conversation = _as_id(message.conversation_id, "conversation_id")
-        assert conversation is not None
-        if self.settings.thread_per_question and reply_to is not None:
-            parent = client.get_channel(conversation)
-            if isinstance(parent, discord.TextChannel):
-                return await self._thread_for(client, parent, reply_to, message), None
-        return conversation, reply_to
-
-    @staticmethod
-    def _is_forum_thread(client: SupportClient, thread_id: int) -> bool:
-        ch = client.get_channel(thread_id)
-        return isinstance(ch, discord.Thread) and isinstance(ch.parent, discord.ForumChannel)
-
-    async def _thread_for(
-        self, client: SupportClient, parent: discord.TextChannel, question_id: int, message: OutboundMessage
-    ) -> int:
-        """The thread grown from the question (created on first use; its id is the question's)."""
-        if isinstance(client.get_channel(question_id), discord.Thread):
-            return question_id
-        source = self._texts.get(str(question_id)) or (message.card.question if message.card else "")
-        name = " ".join(source.split())[:90] or "Question"
-        try:
-            await client.http.start_thread_with_message(
-                parent.id,
-                question_id,
-                name=name,
-                auto_archive_duration=self.settings.thread_auto_archive_minutes,
-            )
-        except discord.HTTPException as exc:
-            if exc.code != THREAD_EXISTS:
-                raise translate(exc, what="start thread") from exc
-        except Exception as exc:
-            raise translate(exc, what="start thread") from exc
-        return question_id
-
-    async def _post(
-        self, client: SupportClient, channel_id: int, part: Part, mentions: discord.AllowedMentions
-    ) -> discord.Message:
-        known = client.get_channel(channel_id)
-        channel: discord.abc.Messageable = (
-            known
-            if isinstance(known, discord.TextChannel | discord.Thread | discord.DMChannel)
-            else client.get_partial_messageable(channel_id)
-        )
-        view = button_view(part.buttons) if part.buttons else None
-        reference = (
-            discord.MessageReference(
-                message_id=part.reference_id, channel_id=channel_id, fail_if_not_exists=False
-            )
-            if part.reference_id is not None
-            else None
-        )
-        kwargs: dict[str, Any] = {
-            "content": part.content or None,
-            "allowed_mentions": mentions,
-            "nonce": part.nonce,
-        }
-        if part.embed is not None:
-            kwargs["embed"] = part.embed
-        if view is not None:
-            kwargs["view"] = view
-        if reference is not None:
-            kwargs["reference"] = reference
-        try:
-            return await channel.send(**kwargs)
-        except Exception as exc:
-            raise translate(exc, what="send") from exc
-        finally:
-            if view is not None:
-                view.stop()  # presses arrive as interactions; nothing to keep
-
-    # ================================================================== HTTP edge
-    async def _on_request_start(
-        self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        """Pace every HTTP attempt, discord.py's own retries included: aiohttp awaits this hook
-        right before the request goes out."""
-        if params.method == "POST":
-            channel = _posting_channel(params.url.path)
-            if channel is not None:
-                waited = await self._channel_pace.acquire(channel)
-                if waited:
-                    self.metrics["pace_wait_seconds"] += waited
-        await self._token_pace.acquire()
-
-    async def _on_request_end(
-        self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        resp = params.response
-        shared = resp.headers.get("X-RateLimit-Scope") == "shared"
-        if self._invalid.record(resp.status, shared_scope=shared):
-            n = self._invalid.count()
-            if n >= self._invalid.alert_at and not self._alerted:
-                self._alerted = True
-                self.log.error(
-                    "discord: %d invalid requests (401/403/429) in the last 10 minutes; Discord bans "
-                    "at 10,000. Check the token, permissions and pacing.",
-                    n,
-                )
-            self._refresh_health()
-
+    # ================================================================== health
     def _refresh_health(self) -> None:
         if self._fatal is not None:
             self.set_health(HealthState.DOWN, str(self._fatal), **self._metrics())
             return
         problems: list[str] = []
-        invalid = self._invalid.count()
-        if invalid >= self._invalid.alert_at:
-            problems.append(
-                f"{invalid} invalid requests (401/403/429) in 10 min: alert at {self._invalid.alert_at}, "
-                "Discord bans at 10,000"
-            )
-        elif self._alerted:
-            self._alerted = False
+        invalid = self._edge.invalid_problem()
+        if invalid is not None:
+            problems.append(invalid)
         if self._backfill_problem is not None:
             problems.append(self._backfill_problem)
         if not self._message_content:
@@ -724,7 +460,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         latency = client.latency if client is not None else float("nan")
         return {
             **self.metrics,
-            "invalid_requests_10m": float(self._invalid.count()),
+            "invalid_requests_10m": float(self._edge.invalid.count()),
+            "pace_wait_seconds": self._edge.pace_wait_seconds,
             "queue": float(self._queue.qsize()),
             "latency_ms": latency * 1000 if math.isfinite(latency) else -1.0,
         }
@@ -739,28 +476,3 @@ def _drain(queue: asyncio.Queue[Item]) -> list[Item]:
     while not queue.empty():
         items.append(queue.get_nowait())
     return items
-
-
-def _can_read_history(channel: discord.TextChannel | discord.Thread) -> bool:
-    """Skip channels the bot may not read: asking anyway would only collect 403s (invalid requests)."""
-    me = channel.guild.me
-    if me is None:
-        return True
-    perms = channel.permissions_for(me)
-    return perms.read_messages and perms.read_message_history
-
-
-def _posting_channel(path: str) -> str | None:
-    """The channel a request creates a message in (``.../channels/<id>/messages`` or a forum post)."""
-    parts = path.rstrip("/").split("/")
-    if len(parts) >= 3 and parts[-3] == "channels" and parts[-1] in ("messages", "threads"):
-        return parts[-2]
-    return None
-
-
-def _as_id(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise PermanentSendError(f"{what} {value!r} is not a Discord id")
-    return int(value)
