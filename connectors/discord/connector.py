@@ -93,6 +93,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._first_connect_at = utcnow()
         self._message_content = True
         self._connected = False
+        self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch = Watch(s)
         self._edge = HttpEdge(s, self.log, on_invalid=self._refresh_health)
@@ -137,6 +138,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             return
         self.set_health(HealthState.STARTING, "logging in")
         self._fatal = None
+        self._stopped = False
         kept = [it for it in _drain(self._queue) if isinstance(it, Live)]  # a restart in place
         for it in kept:
             self._queue.put_nowait(it)
@@ -182,7 +184,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             task.cancel()
         self._ready.clear()
         self._connected = False
-        self._queue.put_nowait(Stopped())  # a listen() still running returns
+        self._stopped = True
+        self._queue.put_nowait(Stopped())  # a listen() still running goes idle
         self.set_health(HealthState.STOPPED, "stopped")
 
     async def _run_gateway(self, client: SupportClient) -> None:
@@ -326,6 +329,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
 
     # ================================================================== listen
     async def listen(self, cursor: str | None, sink: Sink) -> None:
+        if self._stopped:
+            await _idle()  # stopped on purpose: listen to nothing until cancelled
         if self._client is None:
             await self.start()
         self._cursor = Cursor.parse(cursor)
@@ -337,7 +342,8 @@ class DiscordConnector(PushConnector[DiscordSettings]):
             if isinstance(item, Fatal):
                 raise item.error
             if isinstance(item, Stopped):
-                return
+                await _idle()
+                continue
             if isinstance(item, SessionStart):
                 if item.number > self._covered_session:
                     await self._wait_ready()
@@ -469,6 +475,11 @@ class DiscordConnector(PushConnector[DiscordSettings]):
     async def health(self) -> Health:
         self._refresh_health()
         return await super().health()
+
+
+async def _idle() -> None:
+    """Wait until cancelled (``listen`` runs until cancelled, even on a stopped connector)."""
+    await asyncio.Event().wait()
 
 
 def _drain(queue: asyncio.Queue[Item]) -> list[Item]:

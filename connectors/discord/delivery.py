@@ -36,7 +36,7 @@ class Fatal:
 
 @dataclass(frozen=True)
 class Stopped:
-    """``stop()`` was called: a running ``listen`` returns."""
+    """``stop()`` was called: a running ``listen`` goes idle (it does not reconnect)."""
 
 
 Item = Live | SessionStart | Fatal | Stopped

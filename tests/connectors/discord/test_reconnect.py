@@ -163,15 +163,21 @@ async def test_whole_guild_watch_includes_new_channels_threads(fake: FakeDiscord
     assert (got.thread_ref, got.conversation_id, got.reply_to_id) == (a["id"], fake.other_channel_id, a["id"])
 
 
-async def test_stop_ends_listen_and_reports_stopped(fake: FakeDiscord) -> None:
+async def test_stop_idles_listen_without_reconnecting(fake: FakeDiscord) -> None:
     store = Store()
     c = DiscordConnector("dc", settings_for(fake))
     await c.start()
     task = asyncio.create_task(c.listen(None, store.sink))
     await store.wait_for(lambda: store.cursor is not None)  # the first run stores a starting watermark
     await c.stop()
-    await asyncio.wait_for(task, 5)
+    again = asyncio.create_task(c.listen(store.cursor, store.sink))  # a supervisor restarting it
+    await asyncio.sleep(0.2)
+    assert not task.done() and not again.done()  # idle until cancelled, as the contract says
+    assert fake.limits.counters.identifies == 1 and not fake.connected
     assert (await c.health()).state == HealthState.STOPPED
+    for t in (task, again):
+        t.cancel()
+    await asyncio.gather(task, again, return_exceptions=True)
 
 
 async def test_resume_window_runs_out_on_its_own() -> None:
