@@ -94,6 +94,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._message_content = True
         self._connected = False
         self._stopped = False
+        self._start_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch = Watch(s)
         self._edge = HttpEdge(s, self.log, on_invalid=self._refresh_health)
@@ -134,8 +135,11 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         )
 
     async def start(self) -> None:
-        if self._client is not None:
-            return
+        async with self._start_lock:  # send() and listen() start on demand, possibly at once
+            if self._client is None:
+                await self._start()
+
+    async def _start(self) -> None:
         self.set_health(HealthState.STARTING, "logging in")
         self._fatal = None
         self._stopped = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.errors import PermanentSendError, TransientError
@@ -156,3 +158,13 @@ async def test_refusals_are_permanent(fake: FakeDiscord) -> None:
         assert fake.by_id[receipt.external_ids[0]].get("message_reference") is None
     finally:
         await c.stop()
+
+
+async def test_sends_start_the_connector_once_on_demand(fake: FakeDiscord) -> None:
+    c = DiscordConnector("dc", settings_for(fake))  # never started explicitly
+    try:
+        receipts = await asyncio.gather(*(c.send(out(fake, f"d{i}", f"hello {i}")) for i in range(3)))
+    finally:
+        await c.stop()
+    assert len({r.external_ids for r in receipts}) == 3
+    assert fake.limits.counters.identifies == 1  # one client, one gateway session
