@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -66,6 +66,8 @@ class App:
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self.ready = asyncio.Event()
         self._env: WorkerEnv | None = None
+        self._jobs: set[asyncio.Task[None]] = set()  # scheduler jobs running now (awaited at shutdown)
+        self._stopping = False
         self.holder.listeners.append(lambda _old, new: self._on_reload(new))
 
     def _on_reload(self, config: Config) -> None:
@@ -157,8 +159,12 @@ class App:
             await stop.wait()
         finally:
             log.info("shutting down")
+            self._stopping = True
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
+            for job in list(self._jobs):
+                job.cancel()
+            await asyncio.gather(*self._jobs, return_exceptions=True)
             await self.supervisor.stop()
             for connector in reversed(started):
                 try:
@@ -172,14 +178,31 @@ class App:
         for w in self.workers:
             w.wake()
 
+    async def _tracked(self, coro: Awaitable[None]) -> None:
+        """Run a scheduler job so that shutdown can cancel and await it before the engine goes."""
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._jobs.add(task)  # type: ignore[arg-type]
+        try:
+            await coro
+        finally:
+            self._jobs.discard(task)  # type: ignore[arg-type]
+
     async def _poll_job(self, connector_id: str) -> None:
         connector = self.connectors.get(connector_id)
         if not isinstance(connector, PullConnector) or self.ingestor is None:
             return
-        next_after = await self.ingestor.poll_once(connector)
-        job = self.scheduler.get_job(f"poll:{connector_id}")
-        if job is not None:
-            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=next_after))
+        ingestor = self.ingestor
+
+        async def poll() -> None:
+            next_after = await ingestor.poll_once(connector)
+            job = self.scheduler.get_job(f"poll:{connector_id}")
+            if job is not None and not self._stopping:
+                job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=next_after))
+
+        await self._tracked(poll())
 
     async def _report_job(self) -> None:
         async with self._sessions() as s:

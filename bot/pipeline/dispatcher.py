@@ -213,9 +213,9 @@ class Dispatcher:
                 for item, receipt in done
                 for row in _own_message_rows(type(self.connectors[item.message.connector_id]).platform, item, receipt)
             ]
-            for start in range(0, len(rows), 200):
-                stmt = insert(s.bind.dialect.name, _MESSAGE).values(rows[start : start + 200])
-                await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]))
+            if rows:
+                stmt = insert(s.bind.dialect.name, _MESSAGE)
+                await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]), rows)
 
 
 def _own_message_rows(platform: str, item: outbox.OutboxItem, receipt: SendReceipt) -> list[dict[str, object]]:

@@ -80,18 +80,17 @@ async def store_batch(
                 rows.append(message_values(m))
         stmt = (
             insert(dialect, _MESSAGE)
-            .values(rows)
             .on_conflict_do_nothing(index_elements=["connector_id", "external_id"])
             .returning(_MESSAGE.c.id, _MESSAGE.c.kind, _MESSAGE.c.target_id, _MESSAGE.c.text)
         )
-        result = (await session.execute(stmt)).all()
+        # executemany form: a cached statement batched by SQLAlchemy ("insertmanyvalues")
+        result = (await session.execute(stmt, rows)).all()
         ids = sorted(r.id for r in result)
         new_ids.extend(ids)
         if ids:
             await session.execute(
-                insert(dialect, _WORK).values(
-                    [{"message_id": i, "state": "pending", "available_at": now, "created_at": now} for i in ids]
-                )
+                insert(dialect, _WORK),
+                [{"message_id": i, "state": "pending", "available_at": now, "created_at": now} for i in ids],
             )
         for r in result:
             if r.kind == MessageKind.EDIT.value and r.target_id:

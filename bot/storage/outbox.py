@@ -70,16 +70,8 @@ async def enqueue_many(
         for m, thread_id, message_id in items
     ]
     dialect = session.bind.dialect.name
-    new = 0
-    for start in range(0, len(rows), 200):
-        stmt = (
-            insert(dialect, _OUTBOX)
-            .values(rows[start : start + 200])
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(_OUTBOX.c.id)
-        )
-        new += len((await session.execute(stmt)).all())
-    return new
+    stmt = insert(dialect, _OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_OUTBOX.c.id)
+    return len((await session.execute(stmt, rows)).all())
 
 
 async def claim_due(
