@@ -97,6 +97,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         self._start_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch = Watch(s)
+        self._emojis = frozenset(normalize.base_emoji(e) for e in s.watched_emojis)
         self._edge = HttpEdge(s, self.log, on_invalid=self._refresh_health)
         self._sender = Sender(s, self._delivered.text_of)
         self._backfill = backfill.Backfill(
@@ -292,7 +293,7 @@ class DiscordConnector(PushConnector[DiscordSettings]):
         assert client.user is not None
         if ev.user_id == client.user.id:
             return
-        if not self.settings.all_reactions and str(ev.emoji) not in self.settings.watched_emojis:
+        if not self.settings.all_reactions and normalize.base_emoji(str(ev.emoji)) not in self._emojis:
             return
         channel = client.get_channel(ev.channel_id)
         if not self._watch.includes(channel, ev.channel_id, guild_id=ev.guild_id):

@@ -163,6 +163,14 @@ def from_delete(
     )
 
 
+SKIN_TONES_AND_VARIATION = dict.fromkeys([0xFE0F, *range(0x1F3FB, 0x1F400)])
+
+
+def base_emoji(emoji: str) -> str:
+    """``👍🏽`` -> ``👍``, ``✔️`` -> ``✔``: the form the connector compares and delivers."""
+    return emoji.translate(SKIN_TONES_AND_VARIATION) or emoji
+
+
 def from_reaction(
     event: discord.RawReactionActionEvent,
     channel: object,
@@ -171,7 +179,8 @@ def from_reaction(
     connector_id: str,
 ) -> InboundMessage:
     w = where(channel, event.channel_id, event.guild_id)
-    emoji = str(event.emoji)
+    as_sent = str(event.emoji)
+    emoji = base_emoji(as_sent)
     return InboundMessage(
         connector_id=connector_id,
         platform=PLATFORM,
@@ -187,6 +196,7 @@ def from_reaction(
         raw={
             "message_id": str(event.message_id),
             "channel_id": w.channel_id,
+            "emoji": as_sent,
             "message_author_id": _opt(event.message_author_id),
             "author_role_ids": [str(r.id) for r in event.member.roles if not r.is_default()]
             if event.member

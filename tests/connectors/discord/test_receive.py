@@ -107,13 +107,15 @@ async def test_existing_thread_reactions_and_edits(fake: FakeDiscord) -> None:
         fix = await fake.post(fake.existing_thread_id, "restart sync from the tray icon", author="dave")
         await fake.react(fix["id"], "🎉", user="carol")  # not a watched emoji: ignored
         await fake.react(fix["id"], "✅", user="carol")
+        await fake.react(fix["id"], "👍🏽", user="dave")  # a skin tone still counts as 👍
         await fake.edit(m["id"], "still slow for me (v2.3)")
         await fake.edit(m["id"], "still slow for me (v2.3, Windows)")
         await fake.delete(m["id"])
         await store.wait_for(lambda: len(store.of_kind(MessageKind.DELETE)) == 1)
 
         assert store.messages[m["id"]].thread_ref == fake.existing_thread_id
-        [solved] = store.of_kind(MessageKind.REACTION)
+        solved, thumbs = sorted(store.of_kind(MessageKind.REACTION), key=lambda r: r.reaction != "✅")
+        assert (thumbs.reaction, thumbs.raw["emoji"]) == ("👍", "👍🏽")
         assert (solved.reaction, solved.target_id, solved.author.id) == (
             "✅",
             fix["id"],
