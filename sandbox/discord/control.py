@@ -32,7 +32,7 @@ Op = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 def add_control_routes(r: web.UrlDispatcher, fake: FakeDiscord) -> None:
-    from sandbox.discord.fake import FakeError
+    from sandbox.discord.world import FakeError
 
     def guarded(fn: Op) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
