@@ -355,6 +355,8 @@ class Rest:
             return err(404, 10003, "Unknown Channel")
         if ch["type"] == P.GUILD_FORUM:
             return err(400, 50008, "Cannot send messages in a non-text channel")
+        if ch["type"] == P.DM and ch["recipients"][0]["id"] in fake.dms_closed:
+            return err(403, 50007, "Cannot send messages to this user")
         body = await self._body(request)
         now = time.monotonic()
         nonce = body.get("nonce")

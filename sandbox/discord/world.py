@@ -36,6 +36,7 @@ class World:
     def __init__(self) -> None:
         self.sf = P.Snowflakes()
         self.interactions: dict[str, Interaction] = {}
+        self.dms_closed: set[str] = set()  # user ids who do not accept DMs from the bot
         self._build_world()
 
     async def dispatch(self, event: str, data: Json) -> None:

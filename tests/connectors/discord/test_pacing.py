@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.errors import AuthError, RateLimited, TransientError
-from bot.models import HealthState, OutboundMessage
+from bot.models import Button, HealthState, OutboundMessage
 from connectors.discord import DiscordConnector
 from connectors.discord.pacing import InvalidRequestMonitor, SlidingWindowLimiter
 from sandbox.discord import FakeDiscord, Limits
@@ -122,3 +122,39 @@ def test_invalid_request_monitor_counts_only_invalid_statuses() -> None:
     assert mon.alerting and mon.brake_seconds() == 0.0
     assert mon.record(429)
     assert mon.brake_seconds() > 599
+
+
+async def test_button_acks_skip_the_request_queue(fake: FakeDiscord) -> None:
+    """Interaction answers are not bound by the global limit and are due in 3 s: they never wait
+    behind a queue of paced requests."""
+    c = DiscordConnector(
+        "dc", settings_for(fake, requests_per_second=2, channel_messages=50, pace_margin_seconds=0.0)
+    )
+    await c.start()
+    try:
+        first = await c.send(
+            OutboundMessage(
+                idempotency_key="q",
+                connector_id="dc",
+                conversation_id=fake.text_channel_id,
+                text="did that help?",
+                buttons=(Button(label="Solved", data="solved"),),
+            )
+        )
+        # many channels, so discord.py's per-route locks do not serialize them: a real queue forms
+        starters = [await fake.post(fake.text_channel_id, f"q{i}") for i in range(8)]
+        channels = [(await fake.start_thread(m["id"], f"t{m['id']}"))["id"] for m in starters]
+        backlog = [asyncio.create_task(c.send(out(ch, f"b{ch}", "backlog"))) for ch in channels]
+        await asyncio.sleep(0.1)
+        it = await fake.click(first.external_ids[0], "solved")
+        for _ in range(300):
+            if it.acked_at is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert it.acked_at is not None and it.acked_at - it.created < 1.0
+        assert not all(t.done() for t in backlog)  # the backlog was still queued meanwhile
+        for t in backlog:
+            t.cancel()
+        await asyncio.gather(*backlog, return_exceptions=True)
+    finally:
+        await c.stop()

@@ -153,6 +153,9 @@ async def test_refusals_are_permanent(fake: FakeDiscord) -> None:
         fake.fail_next(403)
         with pytest.raises(PermanentSendError, match="403"):
             await c.send(out(fake, "e5", "no permission here"))
+        fake.dms_closed.add(fake.users["erin"]["id"])
+        with pytest.raises(PermanentSendError, match="50007"):
+            await c.send(out(fake, "e7", "private", private_to=fake.users["erin"]["id"]))
         # a reply target that is gone is dropped rather than failing the answer
         receipt = await c.send(out(fake, "e6", "answer anyway", reply_to_id="42"))
         assert fake.by_id[receipt.external_ids[0]].get("message_reference") is None
