@@ -31,11 +31,11 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import App  # noqa: E402
-from bot.config_watch import ConfigHolder  # noqa: E402
-from bot.settings import load_config  # noqa: E402
-from bot.storage.engine import create_engine  # noqa: E402
-from bot.storage.tables import MessageRow, OutboxRow  # noqa: E402
+from bot.app import App
+from bot.config_watch import ConfigHolder
+from bot.settings import load_config
+from bot.storage.engine import create_engine
+from bot.storage.tables import MessageRow, OutboxRow
 
 console = Console()
 
@@ -46,7 +46,8 @@ logging: {{ level: WARNING }}
 connectors:
   local:
     type: jsonl
-    settings: {{ inbound: {data}/in.jsonl, outbound: {data}/out.jsonl, poll_interval: 0.02, batch_size: 1000 }}
+    settings:
+      {{ inbound: {data}/in.jsonl, outbound: {data}/out.jsonl, poll_interval: 0.02, batch_size: 1000 }}
 pipeline: {{ workers: 2, claim_batch: 500, idle_poll: 20ms }}
 dispatcher: {{ idle_poll: 20ms, concurrency: 16 }}
 staff: {{ connector: local, conversation: staff }}
@@ -73,7 +74,9 @@ async def db_figures(url: str) -> tuple[list[float], float, int]:
         async with engine.connect() as c:
             m, o = MessageRow.__table__, OutboxRow.__table__  # type: ignore[attr-defined]
             rows = (
-                await c.execute(select(m.c.received_at, o.c.created_at).join_from(o, m, m.c.id == o.c.message_id))
+                await c.execute(
+                    select(m.c.received_at, o.c.created_at).join_from(o, m, m.c.id == o.c.message_id)
+                )
             ).all()
     finally:
         await engine.dispose()
@@ -111,7 +114,9 @@ async def run_bot(url: str, data: Path, feed: object, total: int, label: str) ->
 
 
 def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    )
 
 
 async def bench(url: str, url2: str, messages: int, rate: float, seconds: float) -> dict[str, float]:

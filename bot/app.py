@@ -14,6 +14,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -84,7 +85,9 @@ class App:
         url = s.storage.url
         if self.upgrade if self.upgrade is not None else s.storage.auto_upgrade:
             await migrate.upgrade(url)
-        engine = create_engine(url, pool_size=s.storage.pool_size, busy_timeout_s=s.storage.busy_timeout.total_seconds())
+        engine = create_engine(
+            url, pool_size=s.storage.pool_size, busy_timeout_s=s.storage.busy_timeout.total_seconds()
+        )
         sessions = session_factory(engine)
         self._on_reload(config)
         started: list[AnyConnector] = []
@@ -129,7 +132,7 @@ class App:
                     w.on_planned = self.dispatcher.wake
                 for cid, connector in self.connectors.items():
                     if isinstance(connector, PushConnector):
-                        self.supervisor.start(f"listen:{cid}", lambda c=connector: self.ingestor.listen(c))  # type: ignore[union-attr,misc]
+                        self.supervisor.start(f"listen:{cid}", partial(self.ingestor.listen, connector))
                     elif isinstance(connector, PullConnector):
                         self.scheduler.add_job(
                             self._poll_job,
@@ -153,7 +156,11 @@ class App:
             self.scheduler.start()
             log.info(
                 "unsource running",
-                extra={"role": self.role, "instance": self.instance, "connectors": ",".join(self.connectors) or "-"},
+                extra={
+                    "role": self.role,
+                    "instance": self.instance,
+                    "connectors": ",".join(self.connectors) or "-",
+                },
             )
             self.ready.set()
             await stop.wait()
@@ -184,11 +191,11 @@ class App:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._jobs.add(task)  # type: ignore[arg-type]
+        self._jobs.add(task)
         try:
             await coro
         finally:
-            self._jobs.discard(task)  # type: ignore[arg-type]
+            self._jobs.discard(task)
 
     async def _poll_job(self, connector_id: str) -> None:
         connector = self.connectors.get(connector_id)

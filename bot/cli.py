@@ -26,7 +26,9 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CONFIG = Path(os.environ.get("UNSOURCE_CONFIG", "config.yaml"))
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file", envvar="UNSOURCE_CONFIG")]
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="configuration file", envvar="UNSOURCE_CONFIG")
+]
 
 
 def _version(value: bool) -> None:
@@ -102,7 +104,9 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG, revision: str = "head") -> No
     cfg = _load(config)
     url = cfg.settings.storage.url
     asyncio.run(migrate.upgrade(url, revision))
-    console.print(f"database at {redact_url(url)} is at revision {asyncio.run(migrate.current_revision(url))}")
+    console.print(
+        f"database at {redact_url(url)} is at revision {asyncio.run(migrate.current_revision(url))}"
+    )
 
 
 def main() -> None:

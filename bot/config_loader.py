@@ -55,7 +55,9 @@ class LoadedYaml:
         return self.lines.get((), None)
 
     def problem(self, loc: Loc, message: str) -> ConfigProblem:
-        return ConfigProblem(path=format_path(loc), message=message, source=self.source, line=self.line_of(loc))
+        return ConfigProblem(
+            path=format_path(loc), message=message, source=self.source, line=self.line_of(loc)
+        )
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -144,7 +146,9 @@ def parse_yaml(text: str, source: str, env: Mapping[str, str] | None = None) -> 
     return loaded
 
 
-def problems_from_validation(loaded: LoadedYaml, exc: ValidationError, prefix: Loc = ()) -> list[ConfigProblem]:
+def problems_from_validation(
+    loaded: LoadedYaml, exc: ValidationError, prefix: Loc = ()
+) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     for err in exc.errors(include_url=False):
         loc: Loc = (*prefix, *(p for p in err["loc"] if not _is_union_tag(p)))
@@ -170,5 +174,7 @@ def missing_env_problems(loaded: LoadedYaml, under: Loc = ()) -> list[ConfigProb
         if loc[: len(under)] != under:
             continue
         for name in names:
-            out.append(loaded.problem(loc, f"environment variable {name} is not set (referenced as ${{{name}}})"))
+            out.append(
+                loaded.problem(loc, f"environment variable {name} is not set (referenced as ${{{name}}})")
+            )
     return out

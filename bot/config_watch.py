@@ -71,6 +71,8 @@ class ConfigHolder:
         path = self._current.source
         if path is None:
             return
-        async for _changes in awatch(path.resolve().parent, stop_event=stop, debounce=300, recursive=False):
-            if any(Path(p).resolve() == path.resolve() for _, p in _changes):
+        directory = path.absolute().parent
+        # editors often write a new file and rename it over the old one: match by name
+        async for changes in awatch(directory, stop_event=stop, debounce=300, recursive=False):
+            if any(Path(p).name == path.name for _, p in changes):
                 self.reload()

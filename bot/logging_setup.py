@@ -84,5 +84,12 @@ def configure(fmt: str = "keyvalue", level: str = "INFO", secrets: Iterable[str]
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "apscheduler.executors.default", "apscheduler.scheduler", "discord", "telegram", "aiosqlite"):
+    for noisy in (
+        "httpx",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+        "discord",
+        "telegram",
+        "aiosqlite",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -8,6 +8,7 @@ in the connector models, so they never print.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.config_loader import (
-    Loc,
     LoadedYaml,
+    Loc,
     missing_env_problems,
     problems_from_validation,
     read_yaml,
@@ -188,7 +189,7 @@ class Settings(Section):
 class ConfiguredConnector:
     id: str
     type: str
-    cls: type[AnyConnector] | None
+    cls: builtins.type[AnyConnector] | None
     settings: ConnectorSettings | None
     enabled: bool
     note: str = ""  # why it is disabled, for the summary
@@ -216,7 +217,8 @@ class Config:
         topics = [t.name for t in s.triage.topics]
         lines.append(f"topics ({len(topics)}): {', '.join(topics) or '-'}")
         lines.append(f"sla policies ({len(s.sla.policies)}): {', '.join(p.name for p in s.sla.policies)}")
-        lines.append(f"helpers: {sum(h.role == 'helper' for h in s.helpers)}, staff: {sum(h.role == 'staff' for h in s.helpers)}")
+        helpers = sum(h.role == "helper" for h in s.helpers)
+        lines.append(f"helpers: {helpers}, staff: {len(s.helpers) - helpers}")
         return lines
 
 
@@ -277,8 +279,12 @@ def _configure_connector(
     if enabled is False:
         return ConfiguredConnector(cid, str(ctype), None, None, enabled=False, note="enabled: false")
     if enabled == "auto" and missing:
-        names = sorted({n for names in (v for k, v in loaded.missing_env.items() if k[:2] == base) for n in names})
-        return ConfiguredConnector(cid, str(ctype), None, None, enabled=False, note=f"not set: {', '.join(names)}")
+        names = sorted(
+            {n for names in (v for k, v in loaded.missing_env.items() if k[:2] == base) for n in names}
+        )
+        return ConfiguredConnector(
+            cid, str(ctype), None, None, enabled=False, note=f"not set: {', '.join(names)}"
+        )
     problems += missing
     if not isinstance(ctype, str):
         return None  # the root model reports the missing/invalid type
@@ -310,12 +316,20 @@ def _cross_checks(
     topic_names = {t.name for t in settings.triage.topics}
     for i, policy in enumerate(settings.sla.policies):
         if policy.name in seen:
-            out.append(loaded.problem(("sla", "policies", i, "name"), f"duplicate policy name {policy.name!r}"))
+            out.append(
+                loaded.problem(("sla", "policies", i, "name"), f"duplicate policy name {policy.name!r}")
+            )
         seen.add(policy.name)
         for j, topic in enumerate(policy.match.topic):
             if topic not in topic_names:
-                out.append(loaded.problem(("sla", "policies", i, "match", "topic", j), f"no topic named {topic!r}"))
+                out.append(
+                    loaded.problem(("sla", "policies", i, "match", "topic", j), f"no topic named {topic!r}")
+                )
         for j, cid in enumerate(policy.match.connector):
             if cid not in ids:
-                out.append(loaded.problem(("sla", "policies", i, "match", "connector", j), f"no connector named {cid!r}"))
+                out.append(
+                    loaded.problem(
+                        ("sla", "policies", i, "match", "connector", j), f"no connector named {cid!r}"
+                    )
+                )
     return out

@@ -69,17 +69,19 @@ class Connector(abc.ABC, Generic[SettingsT]):
     settings_model: ClassVar[type[ConnectorSettings]]
     capabilities: ClassVar[Capabilities]
 
-    def __init__(self, connector_id: str, settings: SettingsT, context: ConnectorContext | None = None) -> None:
+    def __init__(
+        self, connector_id: str, settings: SettingsT, context: ConnectorContext | None = None
+    ) -> None:
         self.id = connector_id
         self.settings = settings
         self.context = context or ConnectorContext()
         self.log = self.context.logger.getChild(connector_id)
         self._health = Health(state=HealthState.STARTING)
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Open sessions / log in. Raise ``AuthError`` for bad credentials."""
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook
+    async def stop(self) -> None:
         """Release everything; called once, in reverse start order."""
 
     async def health(self) -> Health:

@@ -44,7 +44,9 @@ class Plan:
     notes: tuple[str, ...] = field(default=())  # why, for the audit log
 
 
-def _reply(thread: ThreadView, message: InboundMessage, key: str, text: str, **extra: object) -> OutboundMessage:
+def _reply(
+    thread: ThreadView, message: InboundMessage, key: str, text: str, **extra: object
+) -> OutboundMessage:
     return OutboundMessage(
         idempotency_key=f"t{thread.id}:{key}",
         connector_id=thread.connector_id,
@@ -52,11 +54,13 @@ def _reply(thread: ThreadView, message: InboundMessage, key: str, text: str, **e
         thread_ref=message.thread_ref,
         reply_to_id=message.external_id,
         text=text,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
-def _to_staff(thread: ThreadView, ctx: ResponderContext, key: str, text: str, purpose: str) -> OutboundMessage | None:
+def _to_staff(
+    thread: ThreadView, ctx: ResponderContext, key: str, text: str, purpose: str
+) -> OutboundMessage | None:
     if ctx.staff_connector is None or ctx.staff_conversation is None:
         return None
     return OutboundMessage(
@@ -75,7 +79,9 @@ def _solve_buttons(thread: ThreadView) -> tuple[Button, ...]:
     )
 
 
-def plan(decision: Decision, thread: ThreadView | None, message: InboundMessage, ctx: ResponderContext) -> Plan:
+def plan(
+    decision: Decision, thread: ThreadView | None, message: InboundMessage, ctx: ResponderContext
+) -> Plan:
     """Decide what to send for ``message`` given its ``decision`` and (maybe new) ``thread``."""
     if thread is None or decision.kind is DecisionKind.IGNORE:
         return Plan(notes=("nothing to do",))
@@ -117,14 +123,24 @@ def plan(decision: Decision, thread: ThreadView | None, message: InboundMessage,
             "escalation",
         )
         ack = _reply(thread, message, "open:ack", texts.ACK_NO_HELPERS, purpose="notice")
-        return Plan(tuple(m for m in (ack, staff) if m is not None), ThreadState.WITH_STAFF, ("needs a human",))
+        return Plan(
+            tuple(m for m in (ack, staff) if m is not None), ThreadState.WITH_STAFF, ("needs a human",)
+        )
     if decision.kind is DecisionKind.AUTO_ANSWER and decision.match is not None:
         match = decision.match
         link = f" ({match.link})" if match.link else ""
-        text = texts.AUTO_ANSWER.format(answer=match.answer, credit=match.credit or "the community", link=link)
+        text = texts.AUTO_ANSWER.format(
+            answer=match.answer, credit=match.credit or "the community", link=link
+        )
         card = AnswerCard(question=match.question, answer=match.answer, credit=match.credit, link=match.link)
         out = _reply(
-            thread, message, "open:auto_answer", text, card=card, buttons=_solve_buttons(thread), purpose="auto_answer"
+            thread,
+            message,
+            "open:auto_answer",
+            text,
+            card=card,
+            buttons=_solve_buttons(thread),
+            purpose="auto_answer",
         )
         return Plan((out,), ThreadState.AUTO_ANSWERED, (f"auto-answered from kb#{match.entry_id}",))
     # TAG_HELPERS (and AUTO_ANSWER without a match, which should not happen: be safe)
@@ -132,7 +148,12 @@ def plan(decision: Decision, thread: ThreadView | None, message: InboundMessage,
 
 
 def _tag_helpers(
-    decision: Decision | None, thread: ThreadView, message: InboundMessage, ctx: ResponderContext, *, step: str
+    decision: Decision | None,
+    thread: ThreadView,
+    message: InboundMessage,
+    ctx: ResponderContext,
+    *,
+    step: str,
 ) -> Plan:
     if not ctx.helpers:
         staff = _to_staff(
@@ -150,12 +171,18 @@ def _tag_helpers(
             "escalation",
         )
         ack = _reply(thread, message, f"{step}:ack", texts.ACK_NO_HELPERS, purpose="notice")
-        return Plan(tuple(m for m in (ack, staff) if m is not None), ThreadState.WITH_STAFF, ("no helper fits: staff",))
+        return Plan(
+            tuple(m for m in (ack, staff) if m is not None),
+            ThreadState.WITH_STAFF,
+            ("no helper fits: staff",),
+        )
     match = decision.match if decision else None
     text = (
         texts.ACK_HELPERS_WITH_MATCH.format(entry=match.entry_id, confidence=match.confidence)
         if match is not None
-        else texts.NOT_YET if step != "open" else texts.ACK_HELPERS
+        else texts.NOT_YET
+        if step != "open"
+        else texts.ACK_HELPERS
     )
     out = _reply(thread, message, f"{step}:tag", text, mentions=ctx.helpers, purpose="tag_helpers")
     return Plan((out,), ThreadState.AWAITING_HELPER, (f"tagged {len(ctx.helpers)} helper(s)",))
@@ -168,7 +195,9 @@ def _follow_up(thread: ThreadView, message: InboundMessage, ctx: ResponderContex
         if tid != str(thread.id) or role not in ("asker", "staff"):
             return Plan(notes=("button ignored: not the asker's or staff's",))
         if action == "solved":
-            out = _reply(thread, message, f"solved:{message.external_id}", texts.SOLVED_THANKS, purpose="notice")
+            out = _reply(
+                thread, message, f"solved:{message.external_id}", texts.SOLVED_THANKS, purpose="notice"
+            )
             return Plan((out,), ThreadState.SOLVED, ("asker confirmed solved",))
         if action == "notyet":
             return _tag_helpers(None, thread, message, ctx, step=f"notyet:{message.external_id}")

@@ -15,7 +15,9 @@ def inbound_from_row(row: Any) -> InboundMessage:
         conversation_id=row.conversation_id,
         thread_ref=row.thread_ref,
         kind=MessageKind(row.kind),
-        author=Author(id=row.author_id, handle=row.author_handle, display_name=row.author_name, is_bot=row.author_is_bot),
+        author=Author(
+            id=row.author_id, handle=row.author_handle, display_name=row.author_name, is_bot=row.author_is_bot
+        ),
         text=row.text,
         sent_at=row.sent_at,
         reply_to_id=row.reply_to_id,

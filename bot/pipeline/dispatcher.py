@@ -10,6 +10,7 @@ order; different destinations go out concurrently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -21,10 +22,10 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import AuthError, ConnectorError, PermanentSendError, RateLimited, TransientError
-from bot.models import HealthState, MessageKind, OutboundMessage, SendReceipt, utcnow
+from bot.models import HealthState, MessageKind, SendReceipt, utcnow
 from bot.pipeline.pacing import Pacer
 from bot.storage import outbox
-from bot.storage.dialect import insert
+from bot.storage.dialect import dialect_of, insert
 from bot.storage.tables import MessageRow
 from connectors.base import AnyConnector
 
@@ -55,7 +56,7 @@ class RetryPolicy:
         """Full jitter: uniform in [base/2, min(cap, base * 2**(attempt-1))]."""
         ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(0, attempt - 1))
         low = self.base.total_seconds() / 2
-        return low + (max(ceiling, low) - low) * rng()
+        return float(low + (max(ceiling, low) - low) * rng())
 
 
 class Dispatcher:
@@ -92,17 +93,17 @@ class Dispatcher:
         async with self.sessions() as s, s.begin():
             requeued, failed = await outbox.recover_interrupted(s, resendable, others, older_than)
         if requeued or failed:
-            log.warning("outbox recovery: %d re-queued (connector dedupes), %d failed as ambiguous", requeued, failed)
+            log.warning(
+                "outbox recovery: %d re-queued (connector dedupes), %d failed as ambiguous", requeued, failed
+            )
 
     async def run(self) -> None:
         while True:
             n = await self.run_once()
             if n == 0:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle)
-                except TimeoutError:
-                    pass
 
     async def run_once(self) -> int:
         active = [cid for cid in self.connectors if cid not in self.stopped]
@@ -157,7 +158,13 @@ class Dispatcher:
             receipt = await connector.send(m)
         except RateLimited as exc:
             self.stats.rate_limited += 1
-            scope = (m.connector_id,) if exc.scope == "connector" else keys[0][0][:-1] if keys else (m.connector_id,)
+            scope = (
+                (m.connector_id,)
+                if exc.scope == "connector"
+                else keys[0][0][:-1]
+                if keys
+                else (m.connector_id,)
+            )
             self.pacer.block(scope, exc.retry_after)
             await self._requeue([item], exc.retry_after, str(exc))
             return max(exc.retry_after, 0.001)
@@ -211,14 +218,20 @@ class Dispatcher:
             rows = [
                 row
                 for item, receipt in done
-                for row in _own_message_rows(type(self.connectors[item.message.connector_id]).platform, item, receipt)
+                for row in _own_message_rows(
+                    type(self.connectors[item.message.connector_id]).platform, item, receipt
+                )
             ]
             if rows:
-                stmt = insert(s.bind.dialect.name, _MESSAGE)
-                await s.execute(stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]), rows)
+                stmt = insert(dialect_of(s), _MESSAGE)
+                await s.execute(
+                    stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]), rows
+                )
 
 
-def _own_message_rows(platform: str, item: outbox.OutboxItem, receipt: SendReceipt) -> list[dict[str, object]]:
+def _own_message_rows(
+    platform: str, item: outbox.OutboxItem, receipt: SendReceipt
+) -> list[dict[str, object]]:
     """The bot's own messages, stored so that replies to them find their thread."""
     m = item.message
     return [

@@ -31,7 +31,9 @@ class IngestStats:
 
 
 class Ingestor:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_stored: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_stored: Callable[[], None] | None = None
+    ) -> None:
         self.sessions = sessions
         self.stats = IngestStats()
         self.on_stored = on_stored
@@ -72,7 +74,9 @@ class Ingestor:
                 raise
             except AuthError as exc:
                 connector.set_health(HealthState.DOWN, f"authentication failed: {exc}")
-                log.error("connector %s: authentication failed, not retrying until reload: %s", connector.id, exc)
+                log.error(
+                    "connector %s: authentication failed, not retrying until reload: %s", connector.id, exc
+                )
                 return
             except ConflictError as exc:
                 connector.set_health(HealthState.DEGRADED, f"another consumer holds the session: {exc}")
@@ -82,7 +86,9 @@ class Ingestor:
                 delay = max(delay, exc.retry_after)
             except Exception as exc:
                 self.stats.errors += 1
-                log.exception("connector %s: listener failed (%s); retrying in %.0fs", connector.id, exc, delay)
+                log.exception(
+                    "connector %s: listener failed (%s); retrying in %.0fs", connector.id, exc, delay
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300.0)
 

@@ -22,7 +22,9 @@ class Pacer:
         self._blocked_until: dict[tuple[str, ...], float] = {}
 
     @staticmethod
-    def keys_for(message: OutboundMessage, limits: Sequence[RateLimit]) -> list[tuple[tuple[str, ...], RateLimit]]:
+    def keys_for(
+        message: OutboundMessage, limits: Sequence[RateLimit]
+    ) -> list[tuple[tuple[str, ...], RateLimit]]:
         dest = f"dm:{message.private_to}" if message.private_to else message.conversation_id
         out = []
         for lim in limits:

@@ -25,7 +25,14 @@ class Directory:
         return "asker" if thread is None else "other"
 
     def pick(
-        self, connector_id: str, asker_id: str, topic: str | None, language: str | None, seed: int, n: int = 2
+        self,
+        connector_id: str,
+        asker_id: str,
+        topic: str | None,
+        language: str | None,
+        *,
+        seed: int,
+        n: int = 2,
     ) -> tuple[Mention, ...]:
         """First rule (the routing issue replaces it): helpers on this connector, not the asker,
         preferring the topic and language, rotated by ``seed`` so load spreads."""
@@ -34,7 +41,9 @@ class Directory:
             uid = h.identities.get(connector_id)
             if h.role != "helper" or uid is None or uid == asker_id or h.max_open == 0:
                 continue
-            score = (2 if topic and topic in h.topics else 0) + (1 if language and language in h.languages else 0)
+            score = (2 if topic and topic in h.topics else 0) + (
+                1 if language and language in h.languages else 0
+            )
             pool.append((score, h))
         if not pool:
             return ()
@@ -45,6 +54,8 @@ class Directory:
         k = seed % len(top)
         ordered: Sequence[HelperEntry] = top[k:] + top[:k] + rest
         return tuple(
-            Mention(user_id=h.identities[connector_id], handle=h.handles.get(connector_id), display_name=h.name)
+            Mention(
+                user_id=h.identities[connector_id], handle=h.handles.get(connector_id), display_name=h.name
+            )
             for h in ordered[:n]
         )

@@ -55,7 +55,9 @@ async def resolve(session: AsyncSession, row: Any) -> Resolution:
                 return Resolution(t, how=how)
         pending = (
             await session.execute(
-                select(_WORK.c.state).where(_WORK.c.message_id == parent.id, _WORK.c.state.in_(("pending", "claimed")))
+                select(_WORK.c.state).where(
+                    _WORK.c.message_id == parent.id, _WORK.c.state.in_(("pending", "claimed"))
+                )
             )
         ).first()
         if pending is not None:
@@ -66,7 +68,11 @@ async def resolve(session: AsyncSession, row: Any) -> Resolution:
             _THREAD.c.conversation_id == row.conversation_id,
             _THREAD.c.state.in_(_OPEN),
         )
-        q = q.where(_THREAD.c.thread_ref == row.thread_ref) if row.thread_ref else q.where(_THREAD.c.is_private)
+        q = (
+            q.where(_THREAD.c.thread_ref == row.thread_ref)
+            if row.thread_ref
+            else q.where(_THREAD.c.is_private)
+        )
         t = (await session.execute(q.order_by(_THREAD.c.id.desc()).limit(1))).first()
         if t is not None:
             return Resolution(t, how="thread_ref" if row.thread_ref else "dm")

@@ -23,7 +23,9 @@ _QUESTION_WORDS = re.compile(
 
 
 class Triager(Protocol):
-    def decide(self, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]) -> Decision: ...
+    def decide(
+        self, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]
+    ) -> Decision: ...
 
 
 class RuleTriager:
@@ -33,9 +35,18 @@ class RuleTriager:
         if message.author.is_bot or message.author.id in bot_ids:
             return Decision(kind=DecisionKind.IGNORE, is_question=False, reasons=("author is a bot",))
         if thread is not None:
-            return Decision(kind=DecisionKind.FOLLOW_UP, is_question=False, reasons=(f"in thread #{thread.id}",))
-        if message.kind not in (MessageKind.MENTION, MessageKind.DM, MessageKind.CHANNEL_POST, MessageKind.REPLY):
-            return Decision(kind=DecisionKind.IGNORE, is_question=False, reasons=(f"{message.kind.value} event",))
+            return Decision(
+                kind=DecisionKind.FOLLOW_UP, is_question=False, reasons=(f"in thread #{thread.id}",)
+            )
+        if message.kind not in (
+            MessageKind.MENTION,
+            MessageKind.DM,
+            MessageKind.CHANNEL_POST,
+            MessageKind.REPLY,
+        ):
+            return Decision(
+                kind=DecisionKind.IGNORE, is_question=False, reasons=(f"{message.kind.value} event",)
+            )
         text = message.text.strip()
         if "?" in text or _QUESTION_WORDS.search(text):
             return Decision(
@@ -47,7 +58,9 @@ class RuleTriager:
         return Decision(kind=DecisionKind.IGNORE, is_question=False, reasons=("rule: not a question",))
 
 
-def decide_safely(triager: Triager, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]) -> Decision:
+def decide_safely(
+    triager: Triager, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]
+) -> Decision:
     """Fail closed: any error means a human looks at it, never an automatic answer."""
     try:
         return triager.decide(message, thread, bot_ids)

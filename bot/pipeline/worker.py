@@ -10,6 +10,7 @@ message cannot block the rest, and is retried (then failed, for staff) on its ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,16 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.models import Decision, DecisionKind, InboundMessage, Mention, OutboundMessage, ThreadState, ThreadView, utcnow
+from bot.models import (
+    Decision,
+    DecisionKind,
+    InboundMessage,
+    Mention,
+    OutboundMessage,
+    ThreadState,
+    ThreadView,
+    utcnow,
+)
 from bot.pipeline.convert import inbound_from_row, thread_view
 from bot.pipeline.roles import Directory
 from bot.pipeline.threads import Resolution, resolve
@@ -36,7 +46,12 @@ _THREAD: Table = ThreadRow.__table__  # type: ignore[attr-defined]
 _DECISION: Table = DecisionRow.__table__  # type: ignore[attr-defined]
 _WORK: Table = WorkItemRow.__table__  # type: ignore[attr-defined]
 
-OPENING = {DecisionKind.AUTO_ANSWER, DecisionKind.TAG_HELPERS, DecisionKind.ROUTE_PRIVATE, DecisionKind.NEEDS_HUMAN}
+OPENING = {
+    DecisionKind.AUTO_ANSWER,
+    DecisionKind.TAG_HELPERS,
+    DecisionKind.ROUTE_PRIVATE,
+    DecisionKind.NEEDS_HUMAN,
+}
 MAX_ATTEMPTS = 5
 
 
@@ -112,10 +127,8 @@ class Worker:
             n = await self.run_once()
             if n == 0:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle)
-                except TimeoutError:
-                    pass
             elif self.on_planned is not None:
                 self.on_planned()
 
@@ -165,9 +178,13 @@ class Worker:
             except Exception as exc:
                 self.stats.errors += 1
                 log.exception("work item %s failed (attempt %d)", item.work_id, item.attempts)
-                retry = None if item.attempts >= MAX_ATTEMPTS else utcnow() + timedelta(seconds=2**item.attempts)
+                retry = (
+                    None if item.attempts >= MAX_ATTEMPTS else utcnow() + timedelta(seconds=2**item.attempts)
+                )
                 async with self.sessions() as s, s.begin():
-                    await work.fail(s, item.work_id, self.name, f"{type(exc).__name__}: {exc}", retry_at=retry)
+                    await work.fail(
+                        s, item.work_id, self.name, f"{type(exc).__name__}: {exc}", retry_at=retry
+                    )
 
     def _count(self, b: _Batch) -> None:
         self.stats.processed += len(b.done)
@@ -175,7 +192,9 @@ class Worker:
         for k in b.kinds:
             self.stats.by_kind[k] = self.stats.by_kind.get(k, 0) + 1
 
-    async def _resolve(self, s: AsyncSession, b: _Batch, row: Any) -> tuple[ThreadView | None, Resolution | None]:
+    async def _resolve(
+        self, s: AsyncSession, b: _Batch, row: Any
+    ) -> tuple[ThreadView | None, Resolution | None]:
         """Threads touched earlier in this batch first (not written yet), then the database."""
         for ref in (row.target_id, row.reply_to_id):
             if ref and ref in b.by_external:
@@ -191,7 +210,9 @@ class Worker:
         b.threads[view.id] = view
         return view, res
 
-    async def _process(self, s: AsyncSession, env: WorkerEnv, b: _Batch, item: work.Claimed, row: Any) -> None:
+    async def _process(
+        self, s: AsyncSession, env: WorkerEnv, b: _Batch, item: work.Claimed, row: Any
+    ) -> None:
         message = inbound_from_row(row)
         thread, res = await self._resolve(s, b, row)
         if res is not None and res.wait_for_parent and item.attempts < MAX_ATTEMPTS:
@@ -307,9 +328,12 @@ class Worker:
                     updated_at=b.now,
                     message_count=_THREAD.c.message_count + bindparam("inc"),
                     first_response_at=func.coalesce(
-                        _THREAD.c.first_response_at, bindparam("first", type_=_THREAD.c.first_response_at.type)
+                        _THREAD.c.first_response_at,
+                        bindparam("first", type_=_THREAD.c.first_response_at.type),
                     ),
-                    solved_at=func.coalesce(bindparam("solved", type_=_THREAD.c.solved_at.type), _THREAD.c.solved_at),
+                    solved_at=func.coalesce(
+                        bindparam("solved", type_=_THREAD.c.solved_at.type), _THREAD.c.solved_at
+                    ),
                 ),
                 list(b.thread_updates.values()),
             )

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def insert(dialect: str, table: Table) -> Any:
@@ -15,3 +16,8 @@ def insert(dialect: str, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise ValueError(f"unsupported database dialect {dialect!r} (use SQLite or PostgreSQL)")
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """``"sqlite"`` or ``"postgresql"``."""
+    return session.get_bind().dialect.name

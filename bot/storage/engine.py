@@ -26,7 +26,11 @@ def create_engine(url: str, *, pool_size: int = 10, busy_timeout_s: float = 30.0
         # (an asyncio wait) is far cheaper than SQLite's sleeping busy handler between
         # competing connections. Other processes still wait on the busy timeout.
         engine = create_async_engine(
-            url, connect_args={"timeout": busy_timeout_s}, pool_size=1, max_overflow=0, pool_timeout=busy_timeout_s * 4
+            url,
+            connect_args={"timeout": busy_timeout_s},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=busy_timeout_s * 4,
         )
 
         @event.listens_for(engine.sync_engine, "connect")

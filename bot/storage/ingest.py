@@ -14,7 +14,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import InboundMessage, MessageKind, utcnow
-from bot.storage.dialect import insert
+from bot.storage.dialect import dialect_of, insert
 from bot.storage.tables import CursorRow, MessageRow, WorkItemRow
 
 _MESSAGE: Table = MessageRow.__table__  # type: ignore[attr-defined]
@@ -64,7 +64,7 @@ async def store_batch(
 
     The caller commits (or the caller's ``session.begin()`` block does).
     """
-    dialect = session.bind.dialect.name
+    dialect = dialect_of(session)
     new_ids: list[int] = []
     now = utcnow()
     for start in range(0, len(messages), _CHUNK):
@@ -102,11 +102,15 @@ async def store_batch(
                 )
     if cursor is not None:
         stmt = insert(dialect, _CURSOR).values(connector_id=connector_id, value=cursor, updated_at=now)
-        stmt = stmt.on_conflict_do_update(index_elements=["connector_id"], set_={"value": cursor, "updated_at": now})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connector_id"], set_={"value": cursor, "updated_at": now}
+        )
         await session.execute(stmt)
     return new_ids
 
 
 async def load_cursor(session: AsyncSession, connector_id: str) -> str | None:
-    row = (await session.execute(select(_CURSOR.c.value).where(_CURSOR.c.connector_id == connector_id))).first()
+    row = (
+        await session.execute(select(_CURSOR.c.value).where(_CURSOR.c.connector_id == connector_id))
+    ).first()
     return None if row is None else str(row[0])

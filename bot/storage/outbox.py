@@ -17,7 +17,7 @@ from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import OutboundMessage, SendReceipt, utcnow
-from bot.storage.dialect import insert
+from bot.storage.dialect import dialect_of, insert
 from bot.storage.tables import OutboxRow
 
 _OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -69,8 +69,12 @@ async def enqueue_many(
         }
         for m, thread_id, message_id in items
     ]
-    dialect = session.bind.dialect.name
-    stmt = insert(dialect, _OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_OUTBOX.c.id)
+    dialect = dialect_of(session)
+    stmt = (
+        insert(dialect, _OUTBOX)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_OUTBOX.c.id)
+    )
     return len((await session.execute(stmt, rows)).all())
 
 
@@ -89,7 +93,7 @@ async def claim_due(
         .order_by(_OUTBOX.c.next_try_at, _OUTBOX.c.id)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
         update(_OUTBOX)
@@ -98,7 +102,9 @@ async def claim_due(
         .returning(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.attempts, _OUTBOX.c.thread_id)
     )
     rows = (await session.execute(stmt)).all()
-    items = [OutboxItem(r.id, OutboundMessage.model_validate(r.payload), r.attempts, r.thread_id) for r in rows]
+    items = [
+        OutboxItem(r.id, OutboundMessage.model_validate(r.payload), r.attempts, r.thread_id) for r in rows
+    ]
     return sorted(items, key=lambda i: i.id)
 
 
@@ -106,7 +112,9 @@ async def mark_sent(session: AsyncSession, item_id: int, receipt: SendReceipt) -
     await session.execute(
         update(_OUTBOX)
         .where(_OUTBOX.c.id == item_id)
-        .values(state="sent", sent_at=receipt.sent_at, receipt=receipt.model_dump(mode="json"), last_error=None)
+        .values(
+            state="sent", sent_at=receipt.sent_at, receipt=receipt.model_dump(mode="json"), last_error=None
+        )
     )
 
 
@@ -139,23 +147,34 @@ async def mark_failed(session: AsyncSession, item_id: int, error: str) -> None:
 
 
 async def recover_interrupted(
-    session: AsyncSession, connector_ids_resendable: Sequence[str], connector_ids_other: Sequence[str], older_than: timedelta
+    session: AsyncSession,
+    connector_ids_resendable: Sequence[str],
+    connector_ids_other: Sequence[str],
+    older_than: timedelta,
 ) -> tuple[int, int]:
     """Items left in ``sending`` by a crashed process: re-queue where the connector dedupes,
     fail the rest (the platform may or may not have received them: never risk a double reply)."""
     cutoff = utcnow() - older_than
-    stale = and_(_OUTBOX.c.state == "sending", or_(_OUTBOX.c.claimed_at.is_(None), _OUTBOX.c.claimed_at < cutoff))
+    stale = and_(
+        _OUTBOX.c.state == "sending", or_(_OUTBOX.c.claimed_at.is_(None), _OUTBOX.c.claimed_at < cutoff)
+    )
     requeued = await session.execute(
         update(_OUTBOX)
         .where(stale, _OUTBOX.c.connector_id.in_(list(connector_ids_resendable)))
-        .values(state="retry", next_try_at=utcnow(), last_error="interrupted mid-send; re-sent (connector dedupes)")
+        .values(
+            state="retry",
+            next_try_at=utcnow(),
+            last_error="interrupted mid-send; re-sent (connector dedupes)",
+        )
     )
     failed = await session.execute(
         update(_OUTBOX)
         .where(stale, _OUTBOX.c.connector_id.in_(list(connector_ids_other)))
         .values(
             state="failed",
-            last_error="interrupted mid-send by a crash; not re-sent to avoid a duplicate reply (check the platform)",
+            last_error=(
+                "interrupted mid-send by a crash; not re-sent to avoid a duplicate reply (check the platform)"
+            ),
         )
     )
     return int(requeued.rowcount), int(failed.rowcount)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import utcnow
+from bot.storage.dialect import dialect_of
 from bot.storage.tables import WorkItemRow
 
 _WORK: Table = WorkItemRow.__table__  # type: ignore[attr-defined]
@@ -35,7 +36,7 @@ async def claim(session: AsyncSession, worker: str, limit: int, lease: timedelta
         and_(_WORK.c.state == "claimed", _WORK.c.claimed_at < now - lease),
     )
     pick = select(_WORK.c.id).where(due).order_by(_WORK.c.id).limit(limit)
-    if session.bind.dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
         update(_WORK)
@@ -62,11 +63,19 @@ async def defer(session: AsyncSession, work_id: int, worker: str, until: datetim
     await session.execute(
         update(_WORK)
         .where(_WORK.c.id == work_id, _WORK.c.claimed_by == worker)
-        .values(state="pending", available_at=until, claimed_by=None, attempts=_WORK.c.attempts - 1, last_error=reason)
+        .values(
+            state="pending",
+            available_at=until,
+            claimed_by=None,
+            attempts=_WORK.c.attempts - 1,
+            last_error=reason,
+        )
     )
 
 
-async def fail(session: AsyncSession, work_id: int, worker: str, error: str, *, retry_at: datetime | None) -> None:
+async def fail(
+    session: AsyncSession, work_id: int, worker: str, error: str, *, retry_at: datetime | None
+) -> None:
     """Record an error: retry later, or (``retry_at=None``) give up and leave it for staff."""
     values: dict[str, object] = {"last_error": error[:2000], "claimed_by": None}
     if retry_at is None:
@@ -74,7 +83,9 @@ async def fail(session: AsyncSession, work_id: int, worker: str, error: str, *, 
     else:
         values["state"] = "pending"
         values["available_at"] = retry_at
-    await session.execute(update(_WORK).where(_WORK.c.id == work_id, _WORK.c.claimed_by == worker).values(**values))
+    await session.execute(
+        update(_WORK).where(_WORK.c.id == work_id, _WORK.c.claimed_by == worker).values(**values)
+    )
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:

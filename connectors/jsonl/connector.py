@@ -144,7 +144,9 @@ class JsonlConnector(PullConnector[JsonlSettings]):
                     continue
                 key = row.get("idempotency_key")
                 if key:
-                    self._sent[key] = SendReceipt(external_ids=tuple(row["external_ids"]), sent_at=row["sent_at"])
+                    self._sent[key] = SendReceipt(
+                        external_ids=tuple(row["external_ids"]), sent_at=row["sent_at"]
+                    )
                     self._seq += 1
         if good < self.settings.outbound.stat().st_size:
             self.log.warning("outbound file ends in a torn line (crash mid-write); truncating it")
@@ -175,11 +177,17 @@ class JsonlConnector(PullConnector[JsonlSettings]):
                 )
             except (ValueError, MalformedPayload) as exc:
                 reason = str(exc) if isinstance(exc, MalformedPayload) else f"invalid JSON: {exc}"
-                rejects.append(json.dumps({"offset": line_offset, "reason": reason, "line": raw.decode("utf-8", "replace")}))
+                rejects.append(
+                    json.dumps(
+                        {"offset": line_offset, "reason": reason, "line": raw.decode("utf-8", "replace")}
+                    )
+                )
         if rejects:
             self.rejected += len(rejects)
             await asyncio.to_thread(self._append_rejects, rejects)
-            self.log.warning("rejected %d malformed inbound line(s); see %s", len(rejects), self.rejected_path)
+            self.log.warning(
+                "rejected %d malformed inbound line(s); see %s", len(rejects), self.rejected_path
+            )
         self.set_health(HealthState.OK, f"offset {new_offset}", rejected=float(self.rejected))
         return FetchResult(
             messages=tuple(messages),
@@ -193,7 +201,9 @@ class JsonlConnector(PullConnector[JsonlSettings]):
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if offset > size:  # the file was truncated or replaced: start over
-                self.log.warning("inbound file shrank below the cursor (%d > %d); rereading from 0", offset, size)
+                self.log.warning(
+                    "inbound file shrank below the cursor (%d > %d); rereading from 0", offset, size
+                )
                 offset = 0
             fh.seek(offset)
             pos = offset

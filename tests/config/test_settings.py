@@ -180,6 +180,8 @@ def test_secrets_never_print(tmp_path: Path) -> None:
     s = SecretStr("123456:VERY-SECRET")
     assert "VERY-SECRET" not in repr(s) and "VERY-SECRET" not in str(s)
     scrub = SecretScrubber(["123456:VERY-SECRET"])
-    assert scrub.scrub("calling https://api/bot123456:VERY-SECRET/getMe") == "calling https://api/bot***/getMe"
+    assert (
+        scrub.scrub("calling https://api/bot123456:VERY-SECRET/getMe") == "calling https://api/bot***/getMe"
+    )
     cfg = load_config(ROOT / "config.yaml", env={})
     assert isinstance(secrets_of(cfg), list)

@@ -32,7 +32,9 @@ class FaultyJsonl(JsonlConnector):
 
 class JsonlHarness:
     def __init__(self, tmp: Path) -> None:
-        self.settings = JsonlSettings(inbound=tmp / "in.jsonl", outbound=tmp / "out.jsonl", poll_interval=0.05)
+        self.settings = JsonlSettings(
+            inbound=tmp / "in.jsonl", outbound=tmp / "out.jsonl", poll_interval=0.05
+        )
         self.settings.inbound.touch()
         self.n = 0
 

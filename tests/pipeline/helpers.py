@@ -51,7 +51,9 @@ def make_config(tmp: Path, url: str, *, workers: int = 2, batch: int = 500, extr
     data.mkdir(parents=True, exist_ok=True)
     (data / "in.jsonl").touch()
     path = tmp / "config.yaml"
-    path.write_text(BASE_CONFIG.format(data=data, url=url, workers=workers, batch=batch) + extra, encoding="utf-8")
+    path.write_text(
+        BASE_CONFIG.format(data=data, url=url, workers=workers, batch=batch) + extra, encoding="utf-8"
+    )
     return load_config(path, env={})
 
 
@@ -62,7 +64,12 @@ def append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def question(i: int, **kw: Any) -> dict[str, Any]:
-    return {"id": f"q{i}", "author": {"id": f"cust{i}", "handle": f"cust{i}"}, "text": f"how do I reset my password? #{i}", **kw}
+    return {
+        "id": f"q{i}",
+        "author": {"id": f"cust{i}", "handle": f"cust{i}"},
+        "text": f"how do I reset my password? #{i}",
+        **kw,
+    }
 
 
 def read_out(path: Path) -> list[dict[str, Any]]:

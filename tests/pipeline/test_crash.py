@@ -25,7 +25,7 @@ def start_bot(config: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run", "--config", str(config), *args],
         stdout=subprocess.DEVNULL,
-        stderr=open(config.with_suffix(".log"), "ab"),  # noqa: SIM115
+        stderr=open(config.with_suffix(".log"), "ab"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 

@@ -74,7 +74,10 @@ async def test_helper_reply_answers_and_asker_button_solves(tmp_path: Path, db_u
     async with running(cfg):
         await until(lambda: len(read_out(data / "out.jsonl")) >= 1)
         bot_msg = read_out(data / "out.jsonl")[0]["external_ids"][0]
-        append(data / "in.jsonl", [{"id": "h1", "author": "ann", "text": "Use Settings > Reset", "reply_to_id": "q1"}])
+        append(
+            data / "in.jsonl",
+            [{"id": "h1", "author": "ann", "text": "Use Settings > Reset", "reply_to_id": "q1"}],
+        )
         await asyncio.sleep(0.5)
         state = await scalar(db_url, "select state from thread")
         assert state == "answered"
@@ -82,7 +85,16 @@ async def test_helper_reply_answers_and_asker_button_solves(tmp_path: Path, db_u
         # the asker presses the button on the bot's message
         append(
             data / "in.jsonl",
-            [{"id": "b1", "author": "cust1", "kind": "button", "button_data": "solved:1", "target_id": bot_msg, "text": ""}],
+            [
+                {
+                    "id": "b1",
+                    "author": "cust1",
+                    "kind": "button",
+                    "button_data": "solved:1",
+                    "target_id": bot_msg,
+                    "text": "",
+                }
+            ],
         )
         await until(lambda: len(read_out(data / "out.jsonl")) >= 2)
     assert await scalar(db_url, "select state from thread") == "solved"

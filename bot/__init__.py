@@ -1,0 +1,1 @@
+"""unsource core: settings, models, storage, pipeline, scheduler, CLI."""
