@@ -152,3 +152,6 @@ class OutboxRow(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+# tables defined in their own modules register on the same metadata (for Alembic)
+from bot.storage import knowledge_tables  # noqa: E402, F401
