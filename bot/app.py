@@ -27,7 +27,8 @@ from bot.models import HealthState
 from bot.pipeline.dispatcher import Dispatcher, RetryPolicy
 from bot.pipeline.ingest import Ingestor
 from bot.pipeline.roles import Directory
-from bot.pipeline.triage_stage import RuleTriager, Triager
+from bot.knowledge import KnowledgeService
+from bot.pipeline.triage_stage import ProductTriager, RuleTriager, Triager
 from bot.pipeline.worker import Worker, WorkerEnv
 from bot.settings import Config
 from bot.storage import migrate, outbox, work
@@ -69,11 +70,20 @@ class App:
         self._env: WorkerEnv | None = None
         self._jobs: set[asyncio.Task[None]] = set()  # scheduler jobs running now (awaited at shutdown)
         self._stopping = False
+        self.knowledge: KnowledgeService | None = None
         self.holder.listeners.append(lambda _old, new: self._on_reload(new))
+
+    def _triager(self, config: Config) -> Triager:
+        if self.triager_factory is not None:
+            return self.triager_factory(config)
+        if config.settings.pipeline.triage == "rules" or self.knowledge is None:
+            return RuleTriager()
+        kb = self.knowledge
+        return ProductTriager(config.settings.triage, lambda: kb.index)
 
     def _on_reload(self, config: Config) -> None:
         SCRUBBER.update(secrets_of(config))
-        self._env = build_worker_env(config, self.triager_factory(config) if self.triager_factory else None)
+        self._env = build_worker_env(config, self._triager(config))
 
     def env(self) -> WorkerEnv:
         assert self._env is not None
@@ -89,6 +99,16 @@ class App:
             url, pool_size=s.storage.pool_size, busy_timeout_s=s.storage.busy_timeout.total_seconds()
         )
         sessions = session_factory(engine)
+        if self.role in ("all", "worker") and s.pipeline.triage == "product":
+            self.knowledge = KnowledgeService(sessions, s.data_dir / "kb-index")
+            await self.knowledge.open()
+            self.scheduler.add_job(
+                self._knowledge_job,
+                "interval",
+                seconds=s.pipeline.knowledge_refresh.total_seconds(),
+                id="knowledge-refresh",
+                misfire_grace_time=None,
+            )
         self._on_reload(config)
         started: list[AnyConnector] = []
         try:
@@ -185,7 +205,7 @@ class App:
         for w in self.workers:
             w.wake()
 
-    async def _tracked(self, coro: Awaitable[None]) -> None:
+    async def _tracked(self, coro: Awaitable[object]) -> None:
         """Run a scheduler job so that shutdown can cancel and await it before the engine goes."""
         if self._stopping:
             return
@@ -210,6 +230,10 @@ class App:
                 job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=next_after))
 
         await self._tracked(poll())
+
+    async def _knowledge_job(self) -> None:
+        if self.knowledge is not None:
+            await self._tracked(self.knowledge.refresh())
 
     async def _report_job(self) -> None:
         async with self._sessions() as s:

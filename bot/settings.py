@@ -12,12 +12,20 @@ import builtins
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.config_loader import (
     LoadedYaml,
@@ -74,6 +82,12 @@ class PipelineSettings(Section):
     claim_batch: int = Field(default=200, ge=1, le=5000, description="work items claimed per round trip")
     lease: Duration = Field(default=timedelta(seconds=60), description="a claim older than this is retaken")
     idle_poll: Duration = Field(default=timedelta(milliseconds=200), description="wait when no work")
+    triage: Literal["product", "rules"] = Field(
+        default="product", description="product: signals + knowledge matcher; rules: keyword rules only"
+    )
+    knowledge_refresh: Duration = Field(
+        default=timedelta(seconds=30), description="how often workers pick up knowledge base changes"
+    )
 
 
 class DispatcherSettings(Section):
@@ -124,9 +138,25 @@ class SlaMatch(Section):
     channel: list[str] = Field(default_factory=list)
 
 
+SlaAction = Literal["warn", "remind", "widen", "escalate"]
+SlaClock = Literal["response", "first_response", "next_response", "resolution"]
+
+
 class SlaStage(Section):
     at: str = Field(description='when, relative to the target: "50%", "100%", "150%" or a duration "45m"')
-    action: Literal["warn", "remind", "widen", "escalate"]
+    action: SlaAction
+    clock: SlaClock = Field(
+        default="response",
+        description="response (first and next response), first_response, next_response or resolution",
+    )
+    audience: list[str] = Field(
+        default_factory=list,
+        description=(
+            "who hears about it: tagged, more_helpers, topic_channel, staff, or a target name from"
+            " sla.targets; empty: by action (warn/remind: tagged; widen: more_helpers + topic_channel;"
+            " escalate: staff)"
+        ),
+    )
 
     @field_validator("at")
     @classmethod
@@ -147,10 +177,119 @@ class SlaPolicy(Section):
     resolution: Duration | None = None
     calendar: str = Field(default="24/7", description='"24/7" or a calendar name from sla.calendars')
     stages: list[SlaStage] = Field(default_factory=list)
+    auto_answer_counts: bool = Field(
+        default=True, description="an auto-answer counts as the first response (the asker can say 'not yet')"
+    )
+
+
+_HOURS_RANGE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)")
+
+
+class SlaCalendar(Section):
+    """Business hours per weekday in a time zone, with holidays: the SLA clock pauses outside them."""
+
+    timezone: str = "UTC"
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(
+        default_factory=lambda: {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")},
+        description='weekday -> "09:00-17:00" or "09:00-12:00, 13:00-17:00"; missing days are closed',
+    )
+    holidays: list[date] = Field(default_factory=list, description="closed all day (local dates)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from None
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, str]) -> dict[str, str]:
+        for day, text in v.items():
+            if text.strip().lower() == "closed":
+                continue
+            for part in text.split(","):
+                m = _HOURS_RANGE.fullmatch(part.strip())
+                if m is None:
+                    raise ValueError(f'{day}: expected hours like "09:00-17:00", got {part.strip()!r}')
+                if (int(m[1]), int(m[2])) >= (int(m[3]), int(m[4])):
+                    raise ValueError(f"{day}: {part.strip()!r} ends before it starts")
+        if not any(t.strip().lower() != "closed" for t in v.values()):
+            raise ValueError("a calendar needs at least one open weekday")
+        return v
+
+
+class SlaTarget(Section):
+    """Where escalations can go besides the staff channel."""
+
+    type: Literal["channel", "dm", "webhook", "email"]
+    connector: str | None = Field(default=None, description="channel/dm: the connector id")
+    conversation: str | None = Field(default=None, description="channel: chat/channel id")
+    user: str | None = Field(default=None, description="dm: platform user id")
+    url: str | None = Field(default=None, description="webhook: http(s) URL (JSON POST)")
+    secret: SecretStr | None = Field(default=None, description="webhook: HMAC-SHA256 key, from ${ENV}")
+    to: list[str] = Field(default_factory=list, description="email: recipients")
+    private: bool = Field(default=False, description="private staff: show the question unredacted")
+
+    @model_validator(mode="after")
+    def _fields(self) -> SlaTarget:
+        need = {
+            "channel": ("connector", "conversation"),
+            "dm": ("connector", "user"),
+            "webhook": ("url",),
+            "email": ("to",),
+        }[self.type]
+        missing = [f for f in need if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.type} target needs {', '.join(missing)}")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError("webhook url must start with http:// or https://")
+        return self
+
+
+class SlaChannel(Section):
+    connector: str
+    conversation: str
+
+
+class SlaWebhookSettings(Section):
+    timeout: Duration = timedelta(seconds=5)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base: Duration = timedelta(seconds=2)
+    backoff_cap: Duration = timedelta(minutes=10)
+    signature_header: str = "X-Unsource-Signature"
+
+
+class SmtpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    sender: str = "unsource@localhost"
+    timeout: Duration = timedelta(seconds=10)
 
 
 class SlaSettings(Section):
     sweep_interval: Duration = timedelta(seconds=5)
+    sweep_batch: int = Field(default=500, ge=1, le=10000, description="stages claimed per round trip")
+    offline_after: Duration = Field(
+        default=timedelta(seconds=60),
+        description='a stage firing later than this says "overdue by ..., bot was offline"',
+    )
+    link: str | None = Field(
+        default=None, description='link to a thread when it has no permalink, e.g. "https://ops/t/{thread}"'
+    )
+    calendars: dict[str, SlaCalendar] = Field(default_factory=dict)
+    targets: dict[str, SlaTarget] = Field(default_factory=dict)
+    topic_channels: dict[str, SlaChannel] = Field(
+        default_factory=dict, description="topic -> the helpers' channel (audience topic_channel)"
+    )
+    widen_by: int = Field(default=2, ge=1, le=20, description="helpers added by a widen stage")
+    webhook: SlaWebhookSettings = Field(default_factory=SlaWebhookSettings)
+    smtp: SmtpSettings | None = None
     policies: list[SlaPolicy] = Field(
         default_factory=lambda: [
             SlaPolicy(
@@ -165,10 +304,51 @@ class SlaSettings(Section):
         ]
     )
 
+    @model_validator(mode="after")
+    def _references(self) -> SlaSettings:
+        problems: list[str] = []
+        builtin = {"tagged", "more_helpers", "topic_channel", "staff"}
+        for p in self.policies:
+            if p.calendar != "24/7" and p.calendar not in self.calendars:
+                problems.append(f"policy {p.name!r}: no calendar named {p.calendar!r}")
+            for st in p.stages:
+                for a in st.audience:
+                    if a not in builtin and a not in self.targets:
+                        problems.append(f"policy {p.name!r}: no audience or target named {a!r}")
+        for name, t in self.targets.items():
+            if t.type == "email" and self.smtp is None:
+                problems.append(f"target {name!r} is email but sla.smtp is not set")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class TrendSettings(Section):
+    """Spike detection on question volume per topic and per term (see docs/dashboard.md)."""
+
+    bucket: Duration = Field(default=timedelta(hours=1), description="width of one count bucket")
+    window: int = Field(default=48, ge=4, le=2000, description="baseline buckets before the one tested")
+    min_history: int = Field(default=12, ge=2, description="fewer baseline buckets: no test")
+    alpha: float = Field(default=1e-3, gt=0, lt=0.5, description="tail probability that counts as a spike")
+    min_count: int = Field(default=5, ge=1, description="a spike needs at least this many in one bucket")
+    alert: bool = Field(default=True, description="post each new spike once to the staff channel")
+    interval: Duration = Field(default=timedelta(minutes=5), description="how often the alert job runs")
+
 
 class WebSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    enabled: bool = Field(default=True, description="serve the dashboard in roles all and ingest")
+    users_env: str = Field(
+        default="UNSOURCE_WEB_USERS",
+        description='env var with "name:role:pbkdf2_sha256$iterations$salt$hash" entries, comma-separated',
+    )
+    secret_env: str = Field(default="UNSOURCE_WEB_SECRET", description="env var with the cookie signing key")
+    session_ttl: Duration = Field(default=timedelta(hours=12))
+    secure_cookies: bool = Field(default=False, description="set Secure on cookies (serve behind HTTPS)")
+    cost_per_staff_contact: float = Field(default=6.0, ge=0, description="for the savings estimate")
+    currency: str = Field(default="USD", max_length=8)
+    trends: TrendSettings = Field(default_factory=TrendSettings)
 
 
 class Settings(Section):

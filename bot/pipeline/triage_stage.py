@@ -10,9 +10,12 @@ follow-up. The triage package's matcher replaces it when a knowledge index is co
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Protocol
 
+import triage
 from bot.models import Decision, DecisionKind, InboundMessage, MessageKind, ThreadView
+from triage import KnowledgeIndex, TriageContext, TriageSettings
 
 _QUESTION_WORDS = re.compile(
     r"\b(how|what|why|when|where|who|which|can|could|does|do|is|are|should|help|anyone|"
@@ -22,7 +25,13 @@ _QUESTION_WORDS = re.compile(
 )
 
 
+_THREAD_EVENTS = frozenset({MessageKind.BUTTON, MessageKind.REACTION, MessageKind.EDIT, MessageKind.DELETE})
+
+
 class Triager(Protocol):
+    #: True when ``decide`` is CPU-heavy (model inference): the worker runs it off the event loop
+    blocking: bool
+
     def decide(
         self, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]
     ) -> Decision: ...
@@ -30,6 +39,8 @@ class Triager(Protocol):
 
 class RuleTriager:
     """A first, transparent policy (no knowledge base)."""
+
+    blocking = False
 
     def decide(self, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]) -> Decision:
         if message.author.is_bot or message.author.id in bot_ids:
@@ -56,6 +67,35 @@ class RuleTriager:
                 reasons=("rule: question or problem words",),
             )
         return Decision(kind=DecisionKind.IGNORE, is_question=False, reasons=("rule: not a question",))
+
+
+class ProductTriager:
+    """The triage package's signals and matcher (``triage.decide``) behind the worker's interface."""
+
+    blocking = True
+
+    def __init__(self, settings: TriageSettings, index: Callable[[], KnowledgeIndex | None]) -> None:
+        self.settings = settings
+        self.index = index  # read per decision: the knowledge service swaps in fresh indexes
+
+    def decide(self, message: InboundMessage, thread: ThreadView | None, bot_ids: frozenset[str]) -> Decision:
+        if thread is not None and message.kind in _THREAD_EVENTS:
+            # not questions, but about the thread: buttons, reactions, edits are the responders' to act on
+            return Decision(
+                kind=DecisionKind.FOLLOW_UP,
+                is_question=False,
+                reasons=(f"{message.kind.value} on thread #{thread.id}",),
+            )
+        asker = thread is not None and thread.asker_id == message.author.id
+        ctx = TriageContext(
+            settings=self.settings,
+            index=self.index(),
+            own_author_ids=bot_ids,
+            is_new_thread=thread is None,
+            # an upper bound: the thread's messages when the asker writes again
+            ask_count=(thread.message_count + 1) if thread is not None and asker else 1,
+        )
+        return triage.decide(message, ctx)
 
 
 def decide_safely(

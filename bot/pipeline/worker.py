@@ -219,7 +219,10 @@ class Worker:
             b.deferred.append((item.work_id, res.how))
             return
         existing = thread is not None
-        decision = decide_safely(env.triager, message, thread, env.bot_ids)
+        if env.triager.blocking:  # model inference: keep the event loop (ingest, dispatch) responsive
+            decision = await asyncio.to_thread(decide_safely, env.triager, message, thread, env.bot_ids)
+        else:
+            decision = decide_safely(env.triager, message, thread, env.bot_ids)
         if thread is None and decision.kind in OPENING:
             thread = self._open_thread(b, message, decision, row.id)
             b.threads[thread.id] = thread

@@ -67,7 +67,7 @@ def question(i: int, **kw: Any) -> dict[str, Any]:
     return {
         "id": f"q{i}",
         "author": {"id": f"cust{i}", "handle": f"cust{i}"},
-        "text": f"how do I reset my password? #{i}",
+        "text": f"my app crashes on login after the update, what can I do? #{i}",
         **kw,
     }
 

@@ -39,6 +39,16 @@ async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def eventually(url: str, sql: str, expected: object, timeout: float = 20.0) -> None:
+    """Poll ``sql`` until it returns ``expected``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while (got := await scalar(url, sql)) != expected:
+        if loop.time() > end:
+            raise AssertionError(f"{sql!r} is {got!r}, expected {expected!r}")
+        await asyncio.sleep(0.05)
+
+
 async def scalar(url: str, sql: str) -> object:
     engine = create_engine(url)
     try:
@@ -78,9 +88,7 @@ async def test_helper_reply_answers_and_asker_button_solves(tmp_path: Path, db_u
             data / "in.jsonl",
             [{"id": "h1", "author": "ann", "text": "Use Settings > Reset", "reply_to_id": "q1"}],
         )
-        await asyncio.sleep(0.5)
-        state = await scalar(db_url, "select state from thread")
-        assert state == "answered"
+        await eventually(db_url, "select state from thread", "answered")
         assert await scalar(db_url, "select first_response_at is not null from thread")
         # the asker presses the button on the bot's message
         append(

@@ -1,0 +1,26 @@
+"""The dashboard's own table: an audit trail of staff actions taken in the web UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from bot.models import utcnow
+from bot.storage.tables import BigId
+
+
+class WebActionRow(SQLModel, table=True):
+    """One staff action (solve, reopen, snooze, reassign, reply, knowledge edit) and who took it."""
+
+    __tablename__ = "web_action"
+    __table_args__ = (Index("ix_web_action_thread", "thread_id", "created_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    thread_id: int | None = Field(default=None, sa_type=BigId)
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,1 @@
+"""The ops dashboard: a Starlette app served by the bot (see docs/dashboard.md)."""
