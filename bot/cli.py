@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+kb_app = typer.Typer(help="The knowledge base the bot answers from.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -107,6 +109,95 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG, revision: str = "head") -> No
     console.print(
         f"database at {redact_url(url)} is at revision {asyncio.run(migrate.current_revision(url))}"
     )
+
+
+@kb_app.command("import")
+def kb_import(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines (.gz ok) of question/answer pairs")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    source: Annotated[str, typer.Option(help="recorded as the entries' source")] = "import",
+) -> None:
+    """Import question/answer pairs: stored in the database, then added to the matcher's index."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.knowledge import KnowledgeService
+    from bot.storage import migrate
+    from bot.storage.engine import create_engine, session_factory
+    from triage.kb_import import parse_kb_file
+
+    if not file.exists():
+        err.print(f"no such file: {file}")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    s = cfg.settings
+    parsed = parse_kb_file(file)
+    if parsed.skipped:
+        err.print(f"skipped {len(parsed.skipped)} line(s):")
+        for line, reason in parsed.skipped[:20]:
+            err.print(f"  {file.name}:{line}: {reason}", markup=False)
+        if len(parsed.skipped) > 20:
+            err.print(f"  ... and {len(parsed.skipped) - 20} more")
+
+    async def main() -> None:
+        if s.storage.auto_upgrade:
+            await migrate.upgrade(s.storage.url)
+        engine = create_engine(s.storage.url)
+        service = KnowledgeService(session_factory(engine), s.data_dir / "kb-index")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        try:
+            with Progress(*columns, console=err) as bar:
+                opening = bar.add_task("loading index", total=None)
+                await service.open(
+                    progress=lambda done, total: bar.update(opening, completed=done, total=total)
+                )
+                storing = bar.add_task("storing", total=len(parsed.entries))
+                for start in range(0, len(parsed.entries), 1000):
+                    chunk = parsed.entries[start : start + 1000]
+                    await service.upsert(chunk, source=source)
+                    bar.advance(storing, len(chunk))
+                indexing = bar.add_task("indexing", total=len(parsed.entries))
+                await service.refresh(
+                    progress=lambda done, total: bar.update(indexing, completed=done, total=total)
+                )
+            console.print(
+                f"imported {len(parsed.entries)} entries, skipped {len(parsed.skipped)}; "
+                f"knowledge base: {await service.stats()}"
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@kb_app.command("retire")
+def kb_retire(entry_id: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Stop answering from an entry (it stays in the database; running bots drop it on refresh)."""
+    from bot.knowledge import KnowledgeService
+    from bot.storage.engine import create_engine, session_factory
+
+    cfg = _load(config)
+
+    async def main() -> bool:
+        engine = create_engine(cfg.settings.storage.url)
+        try:
+            service = KnowledgeService(session_factory(engine), cfg.settings.data_dir / "kb-index")
+            return await service.retire(entry_id)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(main()):
+        err.print(f"no active entry {entry_id!r}")
+        raise typer.Exit(1)
+    console.print(f"retired {entry_id}")
+
+
+def _register_optional() -> None:
+    from bot.commands.eval import eval_cli
+
+    app.command("eval")(eval_cli)
+
+
+_register_optional()
 
 
 def main() -> None:

@@ -153,7 +153,7 @@ class KnowledgeService:
 
     # ------------------------------------------------------------------ incremental
 
-    async def refresh(self) -> int:
+    async def refresh(self, progress: ProgressFn | None = None) -> int:
         """Apply rows changed since the last look; return how many changed."""
         async with self._lock:
             q = select(_KB).order_by(_KB.c.updated_at)
@@ -172,8 +172,16 @@ class KnowledgeService:
             def apply() -> None:
                 for entry_id in gone:
                     index.retire(entry_id)
+                done = 0
+
+                def step(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    if progress is not None:
+                        progress(done, len(live))
+
                 if live:
-                    index.add_many(live)
+                    index.add_many(live, progress=step)
                 index.save(self.directory)
 
             await asyncio.to_thread(apply)
@@ -183,6 +191,31 @@ class KnowledgeService:
             return len(rows)
 
     # ------------------------------------------------------------------ writes
+
+    async def retire(self, entry_id: str) -> bool:
+        """Take an entry out of matching (kept in the database for the record)."""
+        from sqlalchemy import update
+
+        async with self.sessions() as s, s.begin():
+            res = await s.execute(
+                update(_KB)
+                .where(_KB.c.id == entry_id, ~_KB.c.retired)
+                .values(retired=True, updated_at=utcnow())
+            )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    async def stats(self) -> dict[str, int]:
+        async with self.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(_KB.c.source, _KB.c.retired, func.count()).group_by(_KB.c.source, _KB.c.retired)
+                )
+            ).all()
+        out: dict[str, int] = {}
+        for source, retired, n in rows:
+            key = "retired" if retired else source
+            out[key] = out.get(key, 0) + int(n)
+        return out
 
     async def upsert(
         self, entries: Sequence[KnowledgeEntry], *, source: str, thread_id: int | None = None
