@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
@@ -11,13 +12,31 @@ from bot.cli import app as cli
 from tests.pipeline.helpers import append, make_config, read_out
 from tests.pipeline.test_pipeline import eventually, running, until
 
-KB = """\
-id,question,answer,credit,link
-kb-101,How do I reset the app after it crashes on login?,"Go to Settings > Apps > Support App > Clear cache, then sign in again.",Ann,https://community.example/t/101
-kb-102,My card has not arrived yet,"Cards take 5-7 working days; after 10 days, order a replacement under Card > Lost.",Bo,https://community.example/t/102
-kb-103,How do I change the app language?,"Settings > Language, pick yours, restart the app.",Ann,https://community.example/t/103
-kb-104,,a row without a question,,
-"""
+KB_ROWS = [
+    ("id", "question", "answer", "credit", "link"),
+    (
+        "kb-101",
+        "How do I reset the app after it crashes on login?",
+        "Go to Settings > Apps > Support App > Clear cache, then sign in again.",
+        "Ann",
+        "https://community.example/t/101",
+    ),
+    (
+        "kb-102",
+        "My card has not arrived yet",
+        "Cards take 5-7 working days; after 10 days, order a replacement under Card > Lost.",
+        "Bo",
+        "https://community.example/t/102",
+    ),
+    (
+        "kb-103",
+        "How do I change the app language?",
+        "Settings > Language, pick yours, restart the app.",
+        "Ann",
+        "https://community.example/t/103",
+    ),
+    ("kb-104", "", "a row without a question", "", ""),
+]
 
 
 async def unsource(*args: str) -> Result:
@@ -27,7 +46,8 @@ async def unsource(*args: str) -> Result:
 
 async def import_kb(tmp_path: Path, config: Path) -> str:
     kb = tmp_path / "kb.csv"
-    kb.write_text(KB, encoding="utf-8")
+    with kb.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(KB_ROWS)
     result = await unsource("kb", "import", str(kb), "--config", str(config))
     assert result.exit_code == 0, result.output
     return result.output
