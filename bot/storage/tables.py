@@ -156,3 +156,4 @@ metadata = SQLModel.metadata
 # tables defined in their own modules register on the same metadata (for Alembic)
 from bot.storage import knowledge_tables  # noqa: E402, F401
 from bot.storage import sla_tables  # noqa: E402, F401
+from bot.storage import web_tables  # noqa: E402, F401

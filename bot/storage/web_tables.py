@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from bot.models import utcnow
-from bot.storage.tables import BigId
+from bot.storage.tables import BigId, DecisionRow, MessageRow, ThreadRow
 
 
 class WebActionRow(SQLModel, table=True):
@@ -24,3 +24,13 @@ class WebActionRow(SQLModel, table=True):
     action: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Indexes on core tables that the dashboard's window queries need (100,000+ threads):
+# created here so that they live with the feature that uses them (migration 0004).
+_THREAD = ThreadRow.__table__  # type: ignore[attr-defined]
+_DECISION = DecisionRow.__table__  # type: ignore[attr-defined]
+_MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
+Index("ix_thread_opened", _THREAD.c.opened_at)
+Index("ix_decision_created", _DECISION.c.created_at, _DECISION.c.kind)
+Index("ix_message_author", _MESSAGE.c.connector_id, _MESSAGE.c.author_id, _MESSAGE.c.sent_at)
