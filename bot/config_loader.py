@@ -92,7 +92,7 @@ def expand_env(value: Any, loc: Loc, env: Mapping[str, str], missing: dict[Loc, 
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
-            if name in env:
+            if env.get(name):  # like the shell's ${VAR:-x}: an empty variable counts as unset
                 return env[name]
             if default is not None:
                 return default

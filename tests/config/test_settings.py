@@ -118,7 +118,7 @@ pipeline:
   workers: ${WORKERS}
 """,
     )
-    cfg = load_config(p, env={"WORKERS": "3"})
+    cfg = load_config(p, env={"WORKERS": "3", "DB_URL": ""})
     assert cfg.settings.storage.url == "sqlite+aiosqlite:///x.db"
     assert cfg.settings.pipeline.workers == 3
 
