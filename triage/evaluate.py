@@ -31,7 +31,7 @@ import numpy as np
 from bot.models import Author, DecisionKind, InboundMessage, MessageKind
 from triage.config import MatcherSettings, TriageSettings
 from triage.context import TriageContext
-from triage.decide import decide, question_text
+from triage.decider import decide, question_text
 from triage.embedder import Encoder, shared_encoder
 from triage.knowledge import KnowledgeEntry, KnowledgeIndex
 from triage.matcher import MatcherKind

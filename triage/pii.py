@@ -73,7 +73,7 @@ def _custom(patterns: tuple[PiiPattern, ...]) -> tuple[tuple[str, re.Pattern[str
 
 
 def redact(text: str, patterns: Sequence[PiiPattern] = ()) -> tuple[str, tuple[str, ...]]:
-    """Return (masked text, kinds masked, in order of first occurrence, without repeats)."""
+    """Return (masked text, kinds masked: in detection order, without repeats)."""
     found: list[str] = []
 
     def note(kind: str) -> str:

@@ -22,10 +22,10 @@ def anger_score(text: str, complaint_words: tuple[str, ...]) -> tuple[float, lis
     words = _WORD.findall(text)
     shouted = _SHOUT_WORD.findall(text)
     if len(words) >= 3 and len(shouted) / len(words) >= 0.5:
-        score += 0.4
+        score += 0.5
         signs.append("shouting")
     if _ANGRY_PUNCT.search(text):
-        score += 0.2
+        score += 0.3
         signs.append("exclamations")
     if any(e in text for e in _ANGRY_EMOJI):
         score += 0.3

@@ -27,6 +27,7 @@ PROBLEM_WORDS = (
     "wrong", "lost", "declined", "locked", "blocked", "frozen", "freezes", "hangs", "slow",
     "still", "yet", "keeps", "glitch", "down", "disappeared", "gone", "charged", "rejected",
     "denied", "invalid", "expired", "pending", "delayed", "late", "nothing happens", "no way to",
+    "does nothing", "stopped", "disconnects", "unresponsive", "timeout", "timed out",
 )  # fmt: skip
 REQUEST_WORDS = (
     "help", "need", "needs", "want", "wanna", "please", "pls", "plz", "i'd like", "i would like",
