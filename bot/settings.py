@@ -348,6 +348,7 @@ class WebSettings(Section):
     secure_cookies: bool = Field(default=False, description="set Secure on cookies (serve behind HTTPS)")
     cost_per_staff_contact: float = Field(default=6.0, ge=0, description="for the savings estimate")
     currency: str = Field(default="USD", max_length=8)
+    queue_refresh: Duration = Field(default=timedelta(seconds=5), description="live queue polling interval")
     trends: TrendSettings = Field(default_factory=TrendSettings)
 
 

@@ -9,7 +9,8 @@ Definitions (also in docs/dashboard.md):
 - deflection shares: outcomes over all threads opened in the window.
 - first response: time from the question to the first helper/staff reply (not the bot).
 - SLA compliance: threads whose first response came within their policy's target, over those
-  met or already breached (a thread still inside its target is pending, not counted).
+  met or already breached (a thread still inside its target is pending, not counted). An
+  auto-answer that was not rejected counts as an immediate response.
 - savings: threads resolved without staff (``auto`` or ``community`` and answered, solved,
   closed or auto-answered) times the configured cost of one staff contact.
 """
@@ -28,6 +29,7 @@ OUTCOMES: tuple[Outcome, ...] = ("auto", "community", "staff", "waiting")
 STAFF_KINDS = frozenset({"route_private", "needs_human"})
 STAFF_STATES = frozenset({"with_staff", "escalated"})
 RESOLVED_STATES = frozenset({"answered", "solved", "closed", "auto_answered"})
+AUTO_DONE_STATES = frozenset({"auto_answered", "solved", "closed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,9 @@ def sla(facts: Iterable[ThreadFact], policies: Sequence[PolicyTarget]) -> SlaSum
         p = policy_for(f, policies)
         if p is None:
             continue
-        if f.response_s is not None:
+        if f.response_s is None and f.opening_kind == "auto_answer" and f.state in AUTO_DONE_STATES:
+            met += 1  # the bot answered at once and nobody asked for more
+        elif f.response_s is not None:
             if f.response_s <= p.first_response_s:
                 met += 1
             else:

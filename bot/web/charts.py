@@ -54,8 +54,9 @@ def stacked_bars(
             h = plot_h * v / top
             y -= h
             parts.append(
-                f'<rect x="{pad_l + i * bw + 1:.1f}" y="{y:.1f}" width="{max(bw - 2, 1):.1f}" height="{h:.1f}" '
-                f'fill="{PALETTE[j % len(PALETTE)]}"><title>{escape(name)} {escape(label)}: {v}</title></rect>'
+                f'<rect x="{pad_l + i * bw + 1:.1f}" y="{y:.1f}" width="{max(bw - 2, 1):.1f}" '
+                f'height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
+                f"<title>{escape(name)} {escape(label)}: {v}</title></rect>"
             )
     step = max(1, n // 8)
     for i in range(0, len(labels), step):
@@ -105,7 +106,7 @@ def sparkline(
     """A small line; points from ``mark_from`` on are drawn red (the spike)."""
     if not values:
         return ""
-    top = max(max(values), 1)
+    top = max(*values, 1)
     n = max(len(values) - 1, 1)
     pts = [(width * i / n, height - 2 - (height - 4) * v / top) for i, v in enumerate(values)]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
