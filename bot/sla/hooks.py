@@ -160,14 +160,13 @@ async def apply(session: AsyncSession, events: Sequence[SlaEvent], planner: Plan
             p.cancel_all.setdefault(tid, "re-planned")
     restarted = [tid for tid, s in p.starts.items() if s and tid not in p.auto and tid not in p.priority]
     if restarted:  # a priority raised earlier still holds when a clock restarts
-        for r in (
-            await session.execute(
-                select(_SLA_THREAD.c.thread_id, _SLA_THREAD.c.priority).where(
-                    _SLA_THREAD.c.thread_id.in_(restarted), _SLA_THREAD.c.priority.is_not(None)
-                )
+        raised = await session.execute(
+            select(_SLA_THREAD.c.thread_id, _SLA_THREAD.c.priority).where(
+                _SLA_THREAD.c.thread_id.in_(restarted), _SLA_THREAD.c.priority.is_not(None)
             )
-        ).all():
-            p.priority[r.thread_id] = r.priority
+        )
+        for tid, prio in raised.all():
+            p.priority[tid] = prio
 
     for why in sorted(set(p.cancel_all.values())):
         tids = sorted(t for t, w in p.cancel_all.items() if w == why)

@@ -86,7 +86,9 @@ class Planner:
         self.by_name = {p.name: p for p in self.policies}
         self.calendars: dict[str, BusinessCalendar] = {"24/7": BusinessCalendar.always()}
         for name, cal in settings.calendars.items():
-            self.calendars[name] = BusinessCalendar.from_hours(name, cal.timezone, cal.hours, cal.holidays)
+            self.calendars[name] = BusinessCalendar.from_hours(
+                name, cal.timezone, {str(k): v for k, v in cal.hours.items()}, cal.holidays
+            )
 
     def match(self, t: ThreadFacts) -> SlaPolicy | None:
         for p in self.policies:
