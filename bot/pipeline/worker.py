@@ -35,6 +35,10 @@ from bot.pipeline.convert import inbound_from_row, thread_view
 from bot.pipeline.roles import Directory
 from bot.pipeline.threads import Resolution, resolve
 from bot.pipeline.triage_stage import Triager, decide_safely
+from bot.sla.hooks import SlaEvent
+from bot.sla.hooks import apply as sla_apply
+from bot.sla.hooks import classify as sla_classify
+from bot.sla.policy import Planner
 from bot.storage import outbox, work
 from bot.storage.tables import DecisionRow, MessageRow, ThreadRow, WorkItemRow
 from responders import ResponderContext, plan
@@ -64,6 +68,7 @@ class WorkerEnv:
     staff_connector: str | None = None
     staff_conversation: str | None = None
     bot_ids: frozenset[str] = frozenset()
+    sla: Planner | None = None  # SLA deadlines (bot/sla); None: no SLA clocks
 
 
 @dataclass
@@ -95,6 +100,8 @@ class _Batch:
     done: list[int] = field(default_factory=list)
     deferred: list[tuple[int, str]] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    sla: list[SlaEvent] = field(default_factory=list)  # SLA clock events (bot/sla/hooks.py)
+    sla_planner: Planner | None = None
 
 
 class Worker:
@@ -271,6 +278,20 @@ class Worker:
         if existing and role in ("helper", "staff") and decision.kind is DecisionKind.FOLLOW_UP:
             upd["first"] = upd["first"] or b.now
         b.outbound.extend((m, thread.id, row.id) for m in p.messages)
+        if env.sla is not None:  # SLA: (re)compute deadlines in this batch's transaction
+            b.sla_planner = env.sla
+            b.sla += sla_classify(
+                thread,
+                opened=not existing,
+                role=role,
+                decision_kind=decision.kind,
+                decision_priority=decision.priority.value,
+                message_kind=message.kind,
+                button_data=message.button_data,
+                new_state=p.state,
+                message_id=row.id,
+                at=b.now,
+            )
 
     def _open_thread(self, b: _Batch, m: InboundMessage, d: Decision, message_id: int) -> ThreadView:
         """A new thread, written with the batch. Its id is its root message's id: unique, and
@@ -342,6 +363,8 @@ class Worker:
             )
         if b.outbound:
             await outbox.enqueue_many(s, b.outbound)
+        if b.sla and b.sla_planner is not None:
+            await sla_apply(s, b.sla, b.sla_planner)
         if b.done:
             res = await s.execute(
                 update(_WORK)
