@@ -157,3 +157,4 @@ metadata = SQLModel.metadata
 from bot.storage import knowledge_tables  # noqa: E402, F401
 from bot.storage import sla_tables  # noqa: E402, F401
 from bot.storage import web_tables  # noqa: E402, F401
+from bot.storage import community_tables  # noqa: E402, F401
