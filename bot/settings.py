@@ -78,7 +78,6 @@ class ConnectorEntry(Section):
 
 class PipelineSettings(Section):
     workers: int = Field(default=2, ge=1, le=64, description="concurrent triage workers per process")
-    queue_size: int = Field(default=1000, ge=10, description="bound of each in-process queue")
     claim_batch: int = Field(default=200, ge=1, le=5000, description="work items claimed per round trip")
     lease: Duration = Field(default=timedelta(seconds=60), description="a claim older than this is retaken")
     idle_poll: Duration = Field(default=timedelta(milliseconds=200), description="wait when no work")
@@ -329,8 +328,9 @@ class TrendSettings(Section):
     bucket: Duration = Field(default=timedelta(hours=1), description="width of one count bucket")
     window: int = Field(default=48, ge=4, le=2000, description="baseline buckets before the one tested")
     min_history: int = Field(default=12, ge=2, description="fewer baseline buckets: no test")
-    alpha: float = Field(default=1e-3, gt=0, lt=0.5, description="tail probability that counts as a spike")
+    alpha: float = Field(default=1e-4, gt=0, lt=0.5, description="tail probability that counts as a spike")
     min_count: int = Field(default=5, ge=1, description="a spike needs at least this many in one bucket")
+    min_ratio: float = Field(default=2.0, ge=1.0, description="... and this many times the baseline mean")
     alert: bool = Field(default=True, description="post each new spike once to the staff channel")
     interval: Duration = Field(default=timedelta(minutes=5), description="how often the alert job runs")
 
@@ -352,6 +352,99 @@ class WebSettings(Section):
     trends: TrendSettings = Field(default_factory=TrendSettings)
 
 
+class RankSettings(Section):
+    name: str
+    points: int = Field(ge=0, description="points needed to reach this rank")
+
+
+class PointSettings(Section):
+    """Points per event (docs/community.md). Nobody earns points on their own question."""
+
+    accepted_answer: int = Field(default=10, ge=0, description="your answer was accepted")
+    auto_answer_accepted: int = Field(
+        default=3, ge=0, description="an auto-answer built from yours solved it"
+    )
+    helpful_vote: int = Field(default=1, ge=0, description="a helpful reaction on your message")
+    kudos: int = Field(default=2, ge=0, description="someone gave you kudos")
+    first_response: int = Field(
+        default=2, ge=0, description="first reply in a thread within first_response_within"
+    )
+    rating: dict[int, int] = Field(
+        default_factory=lambda: {5: 5, 4: 3, 3: 1, 2: 0, 1: 0}, description="asker rating (1-5) -> points"
+    )
+
+
+class CommunitySettings(Section):
+    """Helpers: routing, in-channel commands, points and ranks (docs/community.md)."""
+
+    helpers_per_question: int = Field(default=2, ge=1, le=20)
+    per_topic: dict[str, int] = Field(default_factory=dict, description="topic -> helpers to tag")
+    urgent_extra: int = Field(default=1, ge=0, le=10, description="more helpers for high/urgent questions")
+    command_prefixes: list[str] = Field(default_factory=lambda: ["/", "!"])
+    first_response_within: Duration = Field(default=timedelta(hours=1))
+    points: PointSettings = Field(default_factory=PointSettings)
+    ranks: list[RankSettings] = Field(
+        default_factory=lambda: [
+            RankSettings(name="Newcomer", points=0),
+            RankSettings(name="Helper", points=25),
+            RankSettings(name="Expert", points=100),
+            RankSettings(name="Guru", points=300),
+        ]
+    )
+    announce_ranks: bool = Field(
+        default=False, description="announce a rank-up (once) where the helper is active"
+    )
+    helpful_reactions: list[str] = Field(default_factory=lambda: ["👍", "❤️", "🙏"])
+    flag_after_rejections: int = Field(default=3, ge=1)
+    flag_below_acceptance: float = Field(default=0.34, ge=0, le=1)
+    merge_confidence: float = Field(
+        default=0.8, gt=0, le=1, description="a solved question this close to an entry joins its answer"
+    )
+    solved_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "en": [
+                "thanks, that worked",
+                "that worked",
+                "that fixed it",
+                "it works now",
+                "solved",
+                "problem solved",
+            ],
+            "de": ["danke, das hat funktioniert", "hat funktioniert", "es funktioniert jetzt", "gelöst"],
+            "fr": ["merci, ça marche", "ça marche", "ça fonctionne", "résolu"],
+            "es": ["gracias, funcionó", "funcionó", "ya funciona", "resuelto"],
+            "it": ["grazie, ha funzionato", "ha funzionato", "ora funziona", "risolto"],
+            "pt": ["obrigado, funcionou", "funcionou", "resolvido"],
+            "nl": ["bedankt, het werkt", "het werkt", "opgelost"],
+        },
+        description="language -> phrases that, from the asker, mark the thread solved",
+    )
+
+    @field_validator("ranks")
+    @classmethod
+    def _ranks(cls, v: list[RankSettings]) -> list[RankSettings]:
+        if [r.points for r in v] != sorted({r.points for r in v}):
+            raise ValueError("ranks need increasing, distinct point thresholds")
+        return v
+
+
+class SandboxSettings(Section):
+    """The local sandbox: fake Telegram, Discord and X plus a simulated community (docs/sandbox.md)."""
+
+    enabled: bool | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "auto: `unsource run` starts the sandbox when platform connectors are configured but none"
+            " has its secrets set; true: always (like `unsource run --sandbox`); false: never"
+        ),
+    )
+    speed: float = Field(default=1.0, gt=0, le=100, description="how fast the simulated community acts")
+    first_response: Duration = Field(
+        default=timedelta(seconds=60), description="the sandbox's SLA target, so escalations show quickly"
+    )
+    seed: int = Field(default=0, description="random seed of the simulated community")
+
+
 class Settings(Section):
     data_dir: Path = Field(default=Path("data"), description="where the SQLite file and indexes live")
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -364,6 +457,8 @@ class Settings(Section):
     staff: StaffSettings = Field(default_factory=StaffSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    community: CommunitySettings = Field(default_factory=CommunitySettings)
 
 
 @dataclass(frozen=True)

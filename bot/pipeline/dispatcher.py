@@ -145,15 +145,16 @@ class Dispatcher:
         """Send one item; return a positive delay if its destination must wait (rest requeued)."""
         m = item.message
         connector = self.connectors[m.connector_id]
-        if m.connector_id in self.stopped:
-            await self._requeue([item], 60.0, f"connector stopped: {self.stopped[m.connector_id]}")
-            return 60.0
         keys = Pacer.keys_for(m, type(connector).capabilities.rate_limits)
         wait = self.pacer.delay(keys)
         if wait > HOLD_LIMIT_S:
             await self._requeue([item], wait, f"paced: next slot in {wait:.1f}s")
             return wait
         await asyncio.sleep(self.pacer.reserve(keys))
+        # checked after the wait: another destination may have hit an auth error meanwhile
+        if m.connector_id in self.stopped:
+            await self._requeue([item], 60.0, f"connector stopped: {self.stopped[m.connector_id]}")
+            return 60.0
         try:
             receipt = await connector.send(m)
         except RateLimited as exc:

@@ -1,0 +1,174 @@
+"""The dispatcher: retries chosen by error class, pacing, and crash recovery, on real storage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import AuthError, PermanentSendError, RateLimited, TransientError
+from bot.models import Capabilities, HealthState, OutboundMessage, RateLimit, SendReceipt
+from bot.pipeline.dispatcher import Dispatcher, RetryPolicy
+from bot.pipeline.pacing import Pacer
+from bot.storage import outbox
+from bot.storage.engine import create_engine, session_factory
+from bot.storage.tables import OutboxRow
+from connectors.jsonl import JsonlConnector, JsonlSettings
+
+OUT = OutboxRow.__table__  # type: ignore[attr-defined]
+
+
+class ScriptedJsonl(JsonlConnector):
+    """A jsonl connector whose sends fail as scripted first (the edge a platform would fail at)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        mode="pull",
+        max_text_length=4000,
+        rate_limits=(RateLimit(scope="conversation", limit=2, per_seconds=1.0),),
+    )
+    idempotent_send: ClassVar[bool] = True
+    script: ClassVar[list[Exception]] = []
+    calls: ClassVar[list[tuple[float, str]]] = []
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        type(self).calls.append((asyncio.get_running_loop().time(), message.idempotency_key))
+        if type(self).script:
+            raise type(self).script.pop(0)
+        return await super().send(message)
+
+
+@pytest.fixture
+async def env(
+    tmp_path: Path, migrated: str
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], ScriptedJsonl]]:
+    engine = create_engine(migrated)
+    conn = ScriptedJsonl("c1", JsonlSettings(inbound=tmp_path / "in.jsonl", outbound=tmp_path / "out.jsonl"))
+    await conn.start()
+    ScriptedJsonl.script, ScriptedJsonl.calls = [], []
+    yield session_factory(engine), conn
+    await engine.dispose()
+
+
+def msg(key: str, conversation: str = "chat-1") -> OutboundMessage:
+    return OutboundMessage(
+        idempotency_key=key, connector_id="c1", conversation_id=conversation, text=f"reply {key}"
+    )
+
+
+async def put(sessions: async_sessionmaker[AsyncSession], *messages: OutboundMessage) -> None:
+    async with sessions() as s, s.begin():
+        await outbox.enqueue(s, list(messages))
+
+
+async def rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, object]:
+    async with sessions() as s:
+        return {r.idempotency_key: r for r in (await s.execute(select(OUT))).all()}
+
+
+def dispatcher(sessions: async_sessionmaker[AsyncSession], conn: ScriptedJsonl, **kw: object) -> Dispatcher:
+    policy = RetryPolicy(max_attempts=3, base=timedelta(milliseconds=100), cap=timedelta(milliseconds=400))
+    return Dispatcher("d", sessions, {"c1": conn}, policy=policy, **kw)  # type: ignore[arg-type]
+
+
+async def drain(
+    d: Dispatcher, sessions: async_sessionmaker[AsyncSession], keys: int, timeout: float = 10.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        await d.run_once()
+        states = [r.state for r in (await rows(sessions)).values()]  # type: ignore[attr-defined]
+        if len(states) == keys and all(s in ("sent", "failed") for s in states):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("outbox did not settle")
+
+
+async def test_rate_limited_waits_exactly_retry_after_without_using_an_attempt(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    ScriptedJsonl.script = [RateLimited(0.6)]
+    await put(sessions, msg("a"))
+    d = dispatcher(sessions, conn)
+    await drain(d, sessions, 1)
+    (t1, _), (t2, _) = ScriptedJsonl.calls
+    assert 0.55 <= t2 - t1 < 1.5
+    row = (await rows(sessions))["a"]
+    assert row.state == "sent" and row.attempts == 1  # type: ignore[attr-defined]
+
+
+async def test_transient_errors_back_off_then_fail_after_max_attempts(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    ScriptedJsonl.script = [TransientError("502"), TransientError("timeout"), TransientError("502 again")]
+    await put(sessions, msg("b"))
+    d = dispatcher(sessions, conn)
+    await drain(d, sessions, 1)
+    row = (await rows(sessions))["b"]
+    assert row.state == "failed" and row.attempts == 3  # type: ignore[attr-defined]
+    assert "gave up after 3 attempts" in row.last_error  # type: ignore[attr-defined]
+    gaps = [b - a for (a, _), (b, _) in zip(ScriptedJsonl.calls, ScriptedJsonl.calls[1:], strict=False)]
+    assert all(g >= 0.05 for g in gaps), "never retried in a tight loop"
+
+
+async def test_permanent_error_fails_with_its_reason_and_others_still_go(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    ScriptedJsonl.script = [PermanentSendError("chat not found")]
+    await put(sessions, msg("c", "gone"), msg("d", "chat-2"))
+    await drain(dispatcher(sessions, conn), sessions, 2)
+    r = await rows(sessions)
+    assert r["c"].state == "failed" and "chat not found" in r["c"].last_error  # type: ignore[attr-defined]
+    assert r["d"].state == "sent"  # type: ignore[attr-defined]
+
+
+async def test_auth_error_stops_the_connector_and_marks_it_down(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    ScriptedJsonl.script = [AuthError("401 Unauthorized")]
+    await put(sessions, msg("e"), msg("f", "chat-2"))
+    d = dispatcher(sessions, conn)
+    for _ in range(5):
+        await d.run_once()
+    assert "c1" in d.stopped
+    assert (await conn.health()).state is HealthState.DOWN
+    assert len(ScriptedJsonl.calls) == 1, "no more sends through a connector whose credentials failed"
+    r = await rows(sessions)
+    assert {r["e"].state, r["f"].state} <= {"retry", "pending"}  # type: ignore[attr-defined]
+
+
+async def test_conversation_pace_is_respected(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    await put(sessions, *(msg(f"p{i}") for i in range(6)))
+    await drain(dispatcher(sessions, conn, pacer=Pacer()), sessions, 6)
+    times = [t for t, _ in ScriptedJsonl.calls]
+    # at most 2 per rolling second in one conversation
+    for i in range(2, len(times)):
+        assert times[i] - times[i - 2] >= 0.95
+    # and in order
+    assert [k for _, k in ScriptedJsonl.calls] == [f"p{i}" for i in range(6)]
+
+
+async def test_interrupted_send_is_recovered_by_connector_kind(env) -> None:  # type: ignore[no-untyped-def]
+    sessions, conn = env
+    await put(sessions, msg("g"))
+    async with sessions() as s, s.begin():  # a process claimed it and died mid-send
+        [item] = await outbox.claim_due(s, "dead", 10, ["c1"])
+    d = dispatcher(sessions, conn)
+    await d.recover(older_than=timedelta(0))
+    await drain(d, sessions, 1)
+    assert (await rows(sessions))["g"].state == "sent"  # type: ignore[attr-defined]
+    # a connector that cannot de-duplicate gets the item failed, never re-sent
+    await put(sessions, msg("h"))
+    async with sessions() as s, s.begin():
+        await outbox.claim_due(s, "dead", 10, ["c1"])
+    ScriptedJsonl.idempotent_send = False
+    try:
+        await dispatcher(sessions, conn).recover(older_than=timedelta(0))
+    finally:
+        ScriptedJsonl.idempotent_send = True
+    h = (await rows(sessions))["h"]
+    assert h.state == "failed" and "not re-sent" in h.last_error  # type: ignore[attr-defined]
+    assert item.message.idempotency_key == "g"
