@@ -98,7 +98,7 @@ def human(d: timedelta) -> str:
     s = max(0, int(d.total_seconds()))
     if s < 60:
         return f"{s} s"
-    m = s // 60
+    m = (s + 30) // 60  # to the nearest minute
     if m < 60:
         return f"{m} min"
     h, m = divmod(m, 60)
