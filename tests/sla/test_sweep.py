@@ -58,7 +58,7 @@ async def q(sessions: async_sessionmaker[AsyncSession], sql: str) -> Any:
 
 async def test_stages_fire_once_in_order_with_self_contained_escalation(env: Any) -> None:
     sessions, rt = env
-    (t,) = await seed(sessions, rt.planner, [101], T0)
+    await seed(sessions, rt.planner, [101], T0)
     clock = Clock(T0 + timedelta(minutes=4))
 
     r = await sweep(sessions, rt, "p1", clock=clock)
