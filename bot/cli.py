@@ -74,6 +74,17 @@ def run(
     config: ConfigOpt = DEFAULT_CONFIG,
     role: Annotated[str, typer.Option(help="all | ingest | worker | scheduler")] = "all",
     upgrade: Annotated[bool, typer.Option("--upgrade/--no-upgrade", help="apply migrations on start")] = True,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            "--sandbox/--no-sandbox",
+            help="run against the local sandbox (default: sandbox.enabled; auto: no platform credentials)",
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="sandbox: how busy the simulated community is (default: sandbox.speed)"),
+    ] = None,
 ) -> None:
     """Run the bot (connectors, triage workers, dispatcher, scheduler) until SIGINT/SIGTERM."""
     if role not in ("all", "ingest", "worker", "scheduler"):
@@ -84,6 +95,13 @@ def run(
     from bot.config_watch import ConfigHolder, secrets_of
 
     cfg = _load(config)
+    # --- sandbox (bot/sandbox_mode.py, docs/sandbox.md): no platform credentials -> the local sandbox
+    from bot.sandbox_mode import sandbox_wanted
+
+    if role == "all" and (sandbox if sandbox is not None else sandbox_wanted(cfg)):
+        _run_sandbox(config, cfg, speed or cfg.settings.sandbox.speed, with_bot=True)
+        return
+    # --- end sandbox
     ls = cfg.settings.logging
     logging_setup.configure(ls.format, ls.level, secrets_of(cfg))
     holder = ConfigHolder(cfg)
@@ -95,6 +113,32 @@ def run(
         await the_app.run(stop)
 
     asyncio.run(main())
+
+
+def _run_sandbox(path: Path, cfg, speed: float, *, with_bot: bool) -> None:  # type: ignore[no-untyped-def]
+    from bot import logging_setup
+    from bot.config_watch import secrets_of
+    from bot.sandbox_mode import run_sandbox
+
+    ls = cfg.settings.logging
+    # the live summary owns the terminal: only warnings and errors are logged meanwhile
+    logging_setup.configure(ls.format, "WARNING", secrets_of(cfg))
+    if with_bot:
+        console.print("[bold]starting the local sandbox[/]: fake Telegram, Discord and X (docs/sandbox.md)")
+    asyncio.run(run_sandbox(path, speed=speed, with_bot=with_bot, console=console))
+
+
+@app.command("sandbox")
+def sandbox_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    speed: Annotated[
+        float | None, typer.Option(help="how fast the simulated community acts (2 = twice as busy)")
+    ] = None,
+    bot: Annotated[bool, typer.Option("--bot/--no-bot", help="also run the bot against the sandbox")] = False,
+) -> None:
+    """Start fake X, Telegram and Discord on 127.0.0.1 with a simulated community (docs/sandbox.md)."""
+    cfg = _load(config)
+    _run_sandbox(config, cfg, speed or cfg.settings.sandbox.speed, with_bot=bot)
 
 
 @db_app.command("upgrade")
@@ -198,6 +242,15 @@ def _register_optional() -> None:
 
 
 _register_optional()
+
+
+def _register_sla() -> None:  # staff commands on escalations (bot/sla/cli.py, docs/sla.md)
+    from bot.sla.cli import sla_app
+
+    app.add_typer(sla_app, name="sla")
+
+
+_register_sla()
 
 
 def main() -> None:
