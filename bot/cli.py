@@ -253,15 +253,6 @@ def _register_sla() -> None:  # staff commands on escalations (bot/sla/cli.py, d
 _register_sla()
 
 
-def _register_sla() -> None:  # staff commands on escalations (bot/sla/cli.py, docs/sla.md)
-    from bot.sla.cli import sla_app
-
-    app.add_typer(sla_app, name="sla")
-
-
-_register_sla()
-
-
 def main() -> None:
     try:
         app()
