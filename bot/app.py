@@ -31,6 +31,9 @@ from bot.knowledge import KnowledgeService
 from bot.pipeline.triage_stage import ProductTriager, RuleTriager, Triager
 from bot.pipeline.worker import Worker, WorkerEnv
 from bot.settings import Config
+from bot.sla.policy import Planner
+from bot.sla.service import JOB_ID as SLA_JOB
+from bot.sla.service import SlaService
 from bot.storage import migrate, outbox, work
 from bot.storage.engine import create_engine, session_factory
 from bot.supervisor import Supervisor
@@ -48,6 +51,7 @@ def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEn
         directory=Directory(tuple(s.helpers)),
         staff_connector=s.staff.connector,
         staff_conversation=s.staff.conversation,
+        sla=Planner(s.sla),
     )
 
 
@@ -70,6 +74,7 @@ class App:
         self._env: WorkerEnv | None = None
         self._jobs: set[asyncio.Task[None]] = set()  # scheduler jobs running now (awaited at shutdown)
         self._stopping = False
+        self.sla: SlaService | None = None  # the SLA sweep, in scheduling roles (bot/sla)
         self.knowledge: KnowledgeService | None = None
         self.holder.listeners.append(lambda _old, new: self._on_reload(new))
 
@@ -171,6 +176,16 @@ class App:
                     self._report_job, "interval", seconds=60, args=[], id="report", misfire_grace_time=None
                 )
                 self._sessions = sessions
+                # SLA: deadlines live in the database; every scheduling process sweeps (bot/sla)
+                self.sla = SlaService(sessions, self.holder, self.instance)
+                self.scheduler.add_job(
+                    self._sla_job,
+                    "interval",
+                    seconds=s.sla.sweep_interval.total_seconds(),
+                    id=SLA_JOB,
+                    next_run_time=datetime.now(UTC),
+                    misfire_grace_time=None,
+                )
             if config.source is not None:
                 self.supervisor.start("config-watch", self.holder.watch)
             self.scheduler.start()
@@ -193,6 +208,8 @@ class App:
                 job.cancel()
             await asyncio.gather(*self._jobs, return_exceptions=True)
             await self.supervisor.stop()
+            if self.sla is not None:
+                await self.sla.close()
             for connector in reversed(started):
                 try:
                     await connector.stop()
@@ -234,6 +251,10 @@ class App:
     async def _knowledge_job(self) -> None:
         if self.knowledge is not None:
             await self._tracked(self.knowledge.refresh())
+
+    async def _sla_job(self) -> None:
+        if self.sla is not None:
+            await self._tracked(self.sla.run_job(self.scheduler))
 
     async def _report_job(self) -> None:
         async with self._sessions() as s:
