@@ -31,7 +31,10 @@ def alert_key(trend: Trend) -> str:
 def alert_text(trend: Trend) -> str:
     s = trend.latest
     assert s is not None
-    what = f"topic '{trend.name}'" if trend.kind == "topic" else f"questions mentioning '{trend.name}'"
+    if trend.kind == "topic":
+        what = f"topic '{trend.name}'" + (f" (common words: {', '.join(trend.words)})" if trend.words else "")
+    else:
+        what = "new questions mentioning " + " + ".join(f"'{w}'" for w in trend.words or (trend.name,))
     return (
         f"Trend alert: {what} is above its usual volume since {trend.spike_start(s):%Y-%m-%d %H:%M} UTC: "
         f"{s.peak_count} in one period against about {s.expected:.1f} expected (p={s.p_value:.1e}). "
@@ -51,7 +54,7 @@ async def post_spike_alerts(
     posted = 0
     async with sessions() as s, s.begin():
         for trend in await load_trends(s, settings.web.trends, now):
-            if not trend.is_recent() or trend.latest is None:
+            if not trend.is_recent() or trend.latest is None or trend.covered_by is not None:
                 continue
             start = trend.spike_start(trend.latest)
             prefix = f"trend:{trend.kind}:{trend.name}:"

@@ -5,8 +5,10 @@ For each bucket we compare the count with the buckets of a rolling window before
 its own baseline). The baseline's mean ``m`` and variance ``v`` give a count model:
 Poisson when ``v <= m``, otherwise a negative binomial with the same mean and variance
 (over-dispersed series, e.g. with a daily rhythm, need a bigger jump to count). A bucket is
-anomalous when the upper-tail probability ``P(X >= count)`` is below ``alpha`` and the count
-is at least ``min_count`` (three questions in an hour after none is not an incident).
+anomalous when the upper-tail probability ``P(X >= count)`` is below ``alpha`` (significant),
+the count is at least ``min_ratio`` times the baseline mean (large enough to matter: a busy
+topic going from 30 to 48 an hour is significant but not an incident) and at least
+``min_count`` (three questions in an hour after none is not an incident either).
 
 Consecutive anomalous buckets are ONE spike (an episode); the alert for it is keyed by the
 episode's first bucket, so it is posted once however long the spike lasts.
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 class SpikeParams:
     window: int = 48  # buckets of baseline before the one tested
     min_history: int = 12  # fewer baseline buckets than this: no test
-    alpha: float = 1e-3  # tail probability below which a bucket is anomalous
+    alpha: float = 1e-4  # tail probability below which a bucket is anomalous
     min_count: int = 5  # ... and at least this many in the bucket
+    min_ratio: float = 2.0  # ... and at least this many times the baseline mean (effect size)
     floor_rate: float = 0.2  # a baseline mean below this is raised to it (rare series)
 
 
@@ -106,7 +109,7 @@ def detect(series: Sequence[int], params: SpikeParams = SpikeParams()) -> list[S
         p, expected = 1.0, 0.0
         if len(baseline) >= params.min_history and count >= params.min_count:
             p, expected = tail_probability(count, baseline, params.floor_rate)
-            hit = p < params.alpha
+            hit = p < params.alpha and count >= params.min_ratio * expected
         anomalous[i] = hit
         if hit:
             if current is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -48,7 +48,17 @@ class Trend:
     counts: list[int]
     starts: list[datetime]  # bucket start times, aligned with counts
     spikes: list[Spike]
-    examples: tuple[int, ...] = ()  # thread ids of questions in the latest spike
+    recent: frozenset[int] = frozenset()  # ids of threads in the last two buckets
+    words: tuple[str, ...] = ()  # the terms of this cluster (or common in this topic's spike)
+    covered_by: str | None = None  # a term cluster that is the same questions as this topic spike
+
+    @property
+    def examples(self) -> tuple[int, ...]:
+        return tuple(sorted(self.recent)[-5:])
+
+    @property
+    def label(self) -> str:
+        return " + ".join(self.words) if self.kind == "term" and self.words else self.name
 
     @property
     def latest(self) -> Spike | None:
@@ -63,12 +73,44 @@ class Trend:
         return self.starts[spike.start]
 
 
+def overlap(a: frozenset[int], b: frozenset[int]) -> float:
+    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+
+
+def cluster(
+    topics: list[Trend], terms: list[Trend], threshold: float = 0.6
+) -> tuple[list[Trend], list[Trend]]:
+    """Merge spiking terms that occur in mostly the same questions into one cluster, and mark
+    clusters that are the same questions as a spiking topic (their words go to the topic)."""
+    clusters: list[Trend] = []
+    quiet: list[Trend] = []
+    for t in sorted(terms, key=lambda t: -(t.latest.peak_count if t.latest else 0)):
+        if not t.is_recent():
+            quiet.append(t)
+            continue
+        for i, c in enumerate(clusters):
+            if overlap(c.recent, t.recent) >= threshold:
+                clusters[i] = replace(c, recent=c.recent | t.recent, words=(*c.words, t.name))
+                break
+        else:
+            clusters.append(replace(t, words=(t.name,)))
+    out_topics = list(topics)
+    for i, c in enumerate(clusters):
+        for j, topic in enumerate(out_topics):
+            if topic.is_recent() and overlap(topic.recent, c.recent) >= threshold:
+                out_topics[j] = replace(topic, words=(*topic.words, *c.words))
+                clusters[i] = replace(c, covered_by=topic.name)
+                break
+    return out_topics, clusters + quiet
+
+
 def params_of(settings: TrendSettings) -> SpikeParams:
     return SpikeParams(
         window=settings.window,
         min_history=settings.min_history,
         alpha=settings.alpha,
         min_count=settings.min_count,
+        min_ratio=settings.min_ratio,
     )
 
 
@@ -130,26 +172,26 @@ async def load_trends(
         )
     ).all()
     per_term: dict[str, Counter[int]] = defaultdict(Counter)
-    recent_ids: dict[str, list[int]] = defaultdict(list)
-    topic_ids: dict[str, list[int]] = defaultdict(list)
+    recent_ids: dict[str, set[int]] = defaultdict(set)
+    topic_ids: dict[str, set[int]] = defaultdict(set)
     for tid, i, topic, text in texts:
         if topic is not None and int(i) >= last - 1:
-            topic_ids[str(topic)].append(int(tid))
+            topic_ids[str(topic)].add(int(tid))
         for term in terms_of(text or ""):
             per_term[term][int(i)] += 1
             if int(i) >= last - 1:
-                recent_ids[term].append(int(tid))
+                recent_ids[term].add(int(tid))
     candidates = sorted(
         (t for t, c in per_term.items() if c[last] + c[last - 1] >= settings.min_count),
         key=lambda t: -(per_term[t][last] + per_term[t][last - 1]),
     )[:max_terms]
     term_series = {t: [per_term[t][i] for i in range(first, last + 1)] for t in candidates}
     terms = [
-        Trend(t.kind, t.name, t.counts, t.starts, t.spikes, tuple(recent_ids[t.name][-5:]))
-        for t in analyse("term", term_series, starts, params)
+        replace(t, recent=frozenset(recent_ids[t.name])) for t in analyse("term", term_series, starts, params)
     ]
     topics = [
-        Trend(t.kind, t.name, t.counts, t.starts, t.spikes, tuple(topic_ids[t.name][-5:]))
+        replace(t, recent=frozenset(topic_ids[t.name]))
         for t in analyse("topic", topic_series, starts, params)
     ]
+    topics, terms = cluster(topics, terms)
     return topics + terms

@@ -29,7 +29,7 @@ from bot.analytics.queries import (
     policy_targets,
     table_columns,
 )
-from bot.analytics.stats import ThreadFact, policy_for
+from bot.analytics.stats import AUTO_DONE_STATES, ThreadFact, policy_for
 from bot.models import OutboundMessage, ThreadState, utcnow
 from bot.settings import HelperEntry, Settings
 from bot.storage import outbox
@@ -187,7 +187,7 @@ async def queue(session: AsyncSession, settings: Settings, f: QueueFilter, now: 
         tid = int(r.id)
         opened = _aware(r.opened_at)
         sla_due, source = due.get(tid), "sla"
-        if sla_due is None and r.first_response_at is None:
+        if sla_due is None and r.first_response_at is None and r.state not in AUTO_DONE_STATES:
             fact = ThreadFact(
                 r.platform, r.connector_id, r.conversation_id, "", None, r.state, r.priority, r.topic, None, 0
             )

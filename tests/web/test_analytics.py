@@ -1,0 +1,275 @@
+"""Analytics: the spike test, the key figures (tables of cases), and alerts posted once per spike."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import insert, select, text
+
+from bot.analytics.alerts import post_spike_alerts
+from bot.analytics.spikes import SpikeParams, detect, negbin_sf, poisson_sf, tail_probability
+from bot.analytics.stats import (
+    PolicyTarget,
+    ThreadFact,
+    bucket_labels,
+    deflection,
+    outcome,
+    percentile,
+    sla,
+)
+from bot.analytics.trends import terms_of
+from bot.storage.engine import create_engine, session_factory
+from bot.storage.tables import MessageRow, OutboxRow, ThreadRow
+from tests.web.seed import make_config
+
+# ------------------------------------------------------------------ tail probabilities
+
+
+@pytest.mark.parametrize(
+    ("x", "lam", "expected"),
+    [
+        (0, 3.0, 1.0),
+        (1, 2.0, 1 - math.exp(-2.0)),
+        (5, 1.0, 1 - sum(math.exp(-1.0) / math.factorial(k) for k in range(5))),
+        (2, 5.0, 1 - math.exp(-5.0) * (1 + 5.0)),
+        (30, 2.0, sum(math.exp(-2.0) * 2.0**k / math.factorial(k) for k in range(30, 80))),
+    ],
+)
+def test_poisson_tail(x: int, lam: float, expected: float) -> None:
+    assert poisson_sf(x, lam) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize(("x", "mean"), [(1, 0.5), (3, 2.0), (10, 2.0), (40, 4.0)])
+def test_negative_binomial_tail_with_r_1_is_geometric(x: int, mean: float) -> None:
+    # r = 1 (variance = mean + mean^2): P(X >= x) = (mean / (1 + mean))^x
+    assert negbin_sf(x, mean, mean + mean * mean) == pytest.approx((mean / (1 + mean)) ** x, rel=1e-9)
+
+
+def test_overdispersed_baseline_needs_a_bigger_jump() -> None:
+    steady = [3] * 24
+    bursty = [0, 6] * 12  # same mean, much larger variance
+    p_steady, _ = tail_probability(12, steady)
+    p_bursty, _ = tail_probability(12, bursty)
+    assert p_steady < 1e-3 < p_bursty
+
+
+# ------------------------------------------------------------------ spike detection
+
+
+def poisson_series(rate: float, n: int, seed: int) -> list[int]:
+    return [int(v) for v in np.random.default_rng(seed).poisson(rate, n)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rate", [0.3, 2.0, 8.0, 30.0])
+def test_a_steady_topic_does_not_alert(rate: float, seed: int) -> None:
+    assert detect(poisson_series(rate, 24 * 14, seed)) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst"),
+    [(0.5, [6, 9, 7]), (2.0, [12, 15, 14, 10]), (8.0, [30, 40]), (30.0, [80])],
+)
+def test_a_burst_alerts_once(rate: float, burst: list[int]) -> None:
+    series = poisson_series(rate, 24 * 5, seed=1)
+    at = len(series)
+    series += burst + poisson_series(rate, 24, seed=2)
+    spikes = detect(series)
+    assert len(spikes) == 1, spikes
+    [s] = spikes
+    assert s.start == at and at <= s.end <= at + len(burst) - 1
+    assert s.peak_count == max(burst)
+
+
+def test_two_separate_bursts_are_two_spikes_and_a_spike_is_not_its_own_baseline() -> None:
+    series = [2] * 60 + [20] * 30 + [2] * 20 + [25] + [2] * 5
+    spikes = detect(series, SpikeParams(window=48))
+    assert [(s.start, s.end) for s in spikes] == [(60, 89), (110, 110)]
+
+
+def test_too_little_history_or_too_few_questions_never_alerts() -> None:
+    assert detect([0] * 5 + [50], SpikeParams(min_history=12)) == []
+    assert detect([0] * 40 + [4], SpikeParams(min_count=5)) == []
+
+
+# ------------------------------------------------------------------ key figures
+
+
+def fact(**kw: object) -> ThreadFact:
+    base: dict[str, object] = {
+        "platform": "x",
+        "connector_id": "c",
+        "conversation_id": "chat",
+        "bucket": "2026-01-01",
+        "opening_kind": "tag_helpers",
+        "state": "awaiting_helper",
+        "priority": "normal",
+        "topic": None,
+        "response_s": None,
+        "age_s": 100.0,
+    }
+    base.update(kw)
+    return ThreadFact(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"opening_kind": "auto_answer", "state": "auto_answered"}, "auto"),
+        ({"opening_kind": "auto_answer", "helper_touched": True}, "community"),
+        ({"helper_touched": True, "state": "answered"}, "community"),
+        ({"helper_touched": True, "staff_touched": True}, "staff"),
+        ({"opening_kind": "route_private"}, "staff"),
+        ({"opening_kind": "needs_human"}, "staff"),
+        ({"state": "escalated"}, "staff"),
+        ({}, "waiting"),
+    ],
+)
+def test_outcome(kw: dict[str, object], expected: str) -> None:
+    assert outcome(fact(**kw)) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [([], 50, None), ([5.0], 90, 5.0), ([1, 2, 3, 4], 50, 2.5), ([10, 20], 90, 19.0), ([3, 1, 2], 0, 1)],
+)
+def test_percentile(values: list[float], q: float, expected: float | None) -> None:
+    assert percentile(values, q) == expected
+
+
+def test_sla_uses_the_first_matching_policy() -> None:
+    policies = [
+        PolicyTarget("urgent", 600, priorities=frozenset({"urgent"})),
+        PolicyTarget("default", 3600),
+    ]
+    facts = [
+        fact(priority="urgent", response_s=900),  # breached (10 min target)
+        fact(priority="normal", response_s=900),  # met
+        fact(age_s=4000),  # no response past 1 h: breached
+        fact(age_s=100),  # pending
+        fact(opening_kind="auto_answer", state="auto_answered", age_s=9000),  # bot answered: met
+    ]
+    s = sla(facts, policies)
+    assert (s.met, s.breached, s.pending) == (2, 2, 1)
+    assert s.compliance == 0.5
+
+
+def test_deflection_counts_and_resolved_without_staff() -> None:
+    d = deflection(
+        [
+            fact(opening_kind="auto_answer", state="auto_answered"),
+            fact(helper_touched=True, state="solved"),
+            fact(helper_touched=True, state="awaiting_helper"),
+            fact(staff_touched=True, state="solved"),
+            fact(),
+        ]
+    )
+    assert d.counts == {"auto": 1, "community": 2, "staff": 1, "waiting": 1}
+    assert d.resolved_without_staff == 2
+    assert d.share("community") == 0.4
+
+
+def test_bucket_labels() -> None:
+    since = datetime(2026, 1, 30, 22, 15, tzinfo=UTC)
+    assert bucket_labels(since, since + timedelta(days=2), "day") == [
+        "2026-01-30",
+        "2026-01-31",
+        "2026-02-01",
+    ]
+    assert bucket_labels(since, since + timedelta(hours=2), "hour") == [
+        "2026-01-30 22",
+        "2026-01-30 23",
+        "2026-01-31 00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text_", "expected"),
+    [
+        ("The app crashes when I upload a photo!", {"crashes", "upload", "photo"}),
+        ("mail joe@example.com order 12345", {"mail", "order", "example"}),
+        ("help please thanks", set()),
+    ],
+)
+def test_terms_of(text_: str, expected: set[str]) -> None:
+    assert terms_of(text_) >= expected - {"example"} and not {"12345", "joe@example.com"} & terms_of(text_)
+
+
+# ------------------------------------------------------------------ alerts, on real storage
+
+
+async def test_spike_alert_is_posted_once(migrated: str, tmp_path: Path) -> None:
+    config = make_config(tmp_path, migrated)
+    engine = create_engine(migrated)
+    sessions = session_factory(engine)
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    rng = np.random.default_rng(7)
+    rows_t: list[dict[str, object]] = []
+    rows_m: list[dict[str, object]] = []
+
+    def question(i: int, topic: str, at: datetime, body: str) -> None:
+        rows_m.append(
+            {
+                "id": i,
+                "connector_id": "local",
+                "external_id": f"q{i}",
+                "platform": "jsonl",
+                "conversation_id": "c",
+                "kind": "channel_post",
+                "author_id": f"u{i}",
+                "text": body,
+                "sent_at": at,
+                "received_at": at,
+                "raw": {},
+                "thread_id": i,
+            }
+        )
+        rows_t.append(
+            {
+                "id": i,
+                "connector_id": "local",
+                "platform": "jsonl",
+                "conversation_id": "c",
+                "root_message_id": i,
+                "root_external_id": f"q{i}",
+                "asker_id": f"u{i}",
+                "topic": topic,
+                "opened_at": at,
+                "updated_at": at,
+            }
+        )
+
+    i = 0
+    for h in range(72, 0, -1):  # 3 days of steady traffic for two topics
+        start = now - timedelta(hours=h)
+        for topic, rate in (("login", 3.0), ("billing", 2.0)):
+            for _ in range(int(rng.poisson(rate))):
+                i += 1
+                question(i, topic, start + timedelta(minutes=int(rng.integers(0, 59))), f"{topic} question")
+    for k in range(14):  # this hour: billing bursts, with a new word in it
+        i += 1
+        question(i, "billing", now - timedelta(minutes=k * 2), "charged twice after the update")
+    async with sessions() as s, s.begin():
+        await s.execute(insert(MessageRow.__table__), rows_m)  # type: ignore[attr-defined]
+        await s.execute(insert(ThreadRow.__table__), rows_t)  # type: ignore[attr-defined]
+    try:
+        settings = config.settings
+        assert await post_spike_alerts(sessions, settings, now) == 1
+        assert await post_spike_alerts(sessions, settings, now) == 0  # same spike: not again
+        assert (
+            await post_spike_alerts(sessions, settings, now + timedelta(hours=1)) == 0
+        )  # still the same spike
+        async with sessions() as s:
+            keys = sorted((await s.execute(select(OutboxRow.__table__.c.idempotency_key))).scalars())  # type: ignore[attr-defined]
+            rows = (await s.execute(text("select conversation_id, payload from outbox"))).all()
+        # the burst's words ("charged", "twice", "update") are the same questions as the topic
+        # spike: one alert, naming them, not four
+        assert [k.split(":")[1:3] for k in keys] == [["topic", "billing"]]
+        assert rows[0][0] == "staff"
+        assert all(w in str(rows[0][1]) for w in ("charged", "twice", "update"))
+    finally:
+        await engine.dispose()
