@@ -15,9 +15,9 @@ sla:
   sweep_interval: 5s          # the job is brought forward to the next due stage
   policies:
     - name: fast
-      first_response: 2s
+      first_response: 4s        # long enough for the helper's reply to be processed first
       stages:
-        - { at: "50%", action: remind }
+        - { at: "75%", action: remind }
         - { at: "100%", action: escalate }
 """
 
