@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config_watch import ConfigHolder
@@ -28,7 +28,9 @@ data_dir: {data}
 storage:
   url: {url}
 logging:
-  level: WARNING
+  level: {level}
+web:
+  enabled: false
 connectors:
   local:
     type: jsonl
@@ -79,12 +81,12 @@ POLICIES = """\
     """
 
 
-def sla_config(tmp: Any, url: str, extra: str = POLICIES) -> Config:
+def sla_config(tmp: Any, url: str, extra: str = POLICIES, *, level: str = "WARNING") -> Config:
     data = tmp / "data"
     data.mkdir(parents=True, exist_ok=True)
     (data / "in.jsonl").touch()
     path = tmp / "config.yaml"
-    path.write_text(CONFIG.format(data=data, url=url, extra=extra), encoding="utf-8")
+    path.write_text(CONFIG.format(data=data, url=url, extra=extra, level=level), encoding="utf-8")
     return load_config(path, env={})
 
 
@@ -147,6 +149,10 @@ async def seed(
                 for v in views
             ],
         )
+        if s.get_bind().dialect.name == "postgresql":  # explicit ids: move the sequence past them
+            await s.execute(
+                text("select setval(pg_get_serial_sequence('message', 'id'), max(id)) from message")
+            )
         await s.execute(
             insert(_THREAD),
             [
