@@ -25,6 +25,7 @@ connectors:
 pipeline:
   workers: {workers}
   idle_poll: 50ms
+  triage: {triage}
 dispatcher:
   idle_poll: 50ms
   backoff_base: 100ms
@@ -37,22 +38,28 @@ helpers:
     identities: {{ local: ann }}
     handles: {{ local: ann }}
     topics: [login]
+    max_open: 100000  # these tests send many questions: the load cap (docs/community.md) is not their subject
   - name: Bo
     identities: {{ local: bo }}
     handles: {{ local: bo }}
+    max_open: 100000
   - name: Sam
     role: staff
     identities: {{ local: sam }}
 """
 
 
-def make_config(tmp: Path, url: str, *, workers: int = 2, batch: int = 500, extra: str = "") -> Config:
+def make_config(
+    tmp: Path, url: str, *, workers: int = 2, batch: int = 500, extra: str = "", triage: str = "product"
+) -> Config:
+    """A config on temp files. ``triage="rules"`` keeps model inference out of durability tests."""
     data = tmp / "data"
     data.mkdir(parents=True, exist_ok=True)
     (data / "in.jsonl").touch()
     path = tmp / "config.yaml"
     path.write_text(
-        BASE_CONFIG.format(data=data, url=url, workers=workers, batch=batch) + extra, encoding="utf-8"
+        BASE_CONFIG.format(data=data, url=url, workers=workers, batch=batch, triage=triage) + extra,
+        encoding="utf-8",
     )
     return load_config(path, env={})
 

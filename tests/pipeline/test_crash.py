@@ -41,7 +41,7 @@ def wait_for(cond, timeout: float, what: str, procs: list[subprocess.Popen[bytes
 
 
 def test_kill_9_mid_stream_loses_nothing_and_sends_nothing_twice(tmp_path: Path, db_url: str) -> None:
-    cfg = make_config(tmp_path, db_url, batch=200)
+    cfg = make_config(tmp_path, db_url, batch=200, triage="rules")
     assert cfg.source is not None
     data = tmp_path / "data"
     inbox, outbox = data / "in.jsonl", data / "out.jsonl"

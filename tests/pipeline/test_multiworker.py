@@ -29,7 +29,7 @@ def pg_url() -> Iterator[str]:
 
 
 def test_three_workers_and_one_ingest_process_triage_each_message_once(tmp_path: Path, pg_url: str) -> None:
-    cfg = make_config(tmp_path, pg_url, workers=1, batch=100)
+    cfg = make_config(tmp_path, pg_url, workers=1, batch=100, triage="rules")
     assert cfg.source is not None
     data = tmp_path / "data"
     from bot.storage import migrate
