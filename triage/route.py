@@ -143,7 +143,10 @@ def acceptance(stats: HelperStats) -> float:
 
 def is_flagged(stats: HelperStats, settings: RouteSettings) -> bool:
     """Answers repeatedly rejected, or badly rated: tagged less, and shown to ops."""
-    if stats.rejected >= settings.flag_after_rejections and acceptance(stats) < settings.flag_below_acceptance:
+    if (
+        stats.rejected >= settings.flag_after_rejections
+        and acceptance(stats) < settings.flag_below_acceptance
+    ):
         return True
     return stats.rating_count >= 3 and stats.rating_sum / stats.rating_count < settings.flag_below_rating
 
@@ -212,7 +215,9 @@ def _why(tier: int, topic: str | None, accepted: int, language: str | None) -> s
     return why
 
 
-def route(pool: Pool, question: Question, now: datetime, settings: RouteSettings, n: int | None = None) -> Route:
+def route(
+    pool: Pool, question: Question, now: datetime, settings: RouteSettings, n: int | None = None
+) -> Route:
     """Pick up to ``n`` (default: :func:`wanted`) helpers for ``question`` at ``now``."""
     n = wanted(question, settings) if n is None else n
     topic, lang, conn = question.topic, question.language, question.connector_id
@@ -283,7 +288,9 @@ def route(pool: Pool, question: Question, now: datetime, settings: RouteSettings
     ranked.sort(key=lambda r: r[0])
     picks = tuple(pk for _, pk in ranked[:n])
     for pk in picks:
-        reasons.append(f"{pk.key}: picked, {pk.why}" + (" (flagged: answers often rejected)" if pk.flagged else ""))
+        reasons.append(
+            f"{pk.key}: picked, {pk.why}" + (" (flagged: answers often rejected)" if pk.flagged else "")
+        )
     for _, pk in ranked[n:]:
         reasons.append(f"{pk.key}: fits, not needed")
     others = len(pool) - len(seen)
