@@ -20,6 +20,7 @@ from typing import Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.community.stage import build_env as build_community_env
 from bot.config_watch import ConfigHolder, secrets_of
 from bot.errors import AuthError, ConnectorError
 from bot.logging_setup import SCRUBBER
@@ -52,6 +53,7 @@ def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEn
         staff_connector=s.staff.connector,
         staff_conversation=s.staff.conversation,
         sla=Planner(s.sla),
+        community=build_community_env(config, triager),  # helpers, commands, points (bot/community)
     )
 
 

@@ -6,6 +6,8 @@ the step (``t<thread>:<step>:<action>``), so planning the same step twice can ne
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,6 +17,7 @@ from bot.models import (
     Decision,
     DecisionKind,
     InboundMessage,
+    KnowledgeMatch,
     Mention,
     MessageKind,
     OutboundMessage,
@@ -35,6 +38,12 @@ class ResponderContext:
     staff_connector: str | None = None
     staff_conversation: str | None = None
     solved_emoji: frozenset[str] = frozenset({"✅", "✔️", "☑️"})
+    #: community routing (bot/community): why each helper (by user id) was picked, shown to them
+    why: Mapping[str, str] = field(default_factory=dict)
+    #: the auto-answer the asker said "Not yet" to, shown to the helpers tagged next
+    rejected: KnowledgeMatch | None = None
+    #: phrases that, from the asker, mean "solved" (their language and English)
+    solved_phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,8 +193,54 @@ def _tag_helpers(
         if step != "open"
         else texts.ACK_HELPERS
     )
-    out = _reply(thread, message, f"{step}:tag", text, mentions=ctx.helpers, purpose="tag_helpers")
+    if step != "open" and ctx.rejected is not None:
+        text += "\n" + texts.REJECTED_MATCH.format(
+            entry=ctx.rejected.entry_id, answer=_snippet(ctx.rejected.answer)
+        )
+    lines = [
+        texts.TAG_LINE.format(who=m.display_name or m.handle or m.user_id, why=ctx.why[m.user_id])
+        for m in ctx.helpers
+        if ctx.why.get(m.user_id)
+    ]
+    if lines:
+        text += "\n" + "\n".join(lines)
+    out = _reply(
+        thread,
+        message,
+        f"{step}:tag",
+        text,
+        mentions=ctx.helpers,
+        buttons=(
+            Button(label=texts.BUTTON_CLAIM, data=f"claim:{thread.id}"),
+            Button(label=texts.BUTTON_DECLINE, data=f"decline:{thread.id}"),
+            Button(label=texts.BUTTON_SOLVED, data=f"solved:{thread.id}"),  # for the asker, once answered
+        )
+        if ctx.why
+        else (),
+        purpose="tag_helpers",
+    )
     return Plan((out,), ThreadState.AWAITING_HELPER, (f"tagged {len(ctx.helpers)} helper(s)",))
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+_TEXT_KINDS = (MessageKind.REPLY, MessageKind.CHANNEL_POST, MessageKind.DM, MessageKind.MENTION)
+
+
+def says_solved(text: str, phrases: tuple[str, ...]) -> bool:
+    """The asker's words mean "solved": a phrase as whole words, in a short message."""
+    norm = " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+    if not norm or len(norm) > 200:
+        return False
+    for phrase in phrases:
+        p = " ".join(re.sub(r"[^\w\s']", " ", phrase.lower()).split())
+        if p and re.search(rf"(?<!\w){re.escape(p)}(?!\w)", norm):
+            # "not solved", "that worked? no" are not confirmations
+            return not re.search(r"\b(not|n't|nicht|pas|no|non|niet)\b", norm.replace(p, " "))
+    return False
 
 
 def _follow_up(thread: ThreadView, message: InboundMessage, ctx: ResponderContext) -> Plan:
@@ -208,6 +263,14 @@ def _follow_up(thread: ThreadView, message: InboundMessage, ctx: ResponderContex
         return Plan(notes=("reaction ignored",))
     if message.kind in (MessageKind.EDIT, MessageKind.DELETE, MessageKind.REACTION):
         return Plan(notes=(f"{message.kind.value} recorded",))
+    if (
+        role == "asker"
+        and message.kind in _TEXT_KINDS
+        and thread.state not in (ThreadState.SOLVED, ThreadState.CLOSED)
+        and says_solved(message.text, ctx.solved_phrases)
+    ):
+        out = _reply(thread, message, f"solved:{message.external_id}", texts.SOLVED_THANKS, purpose="notice")
+        return Plan((out,), ThreadState.SOLVED, ("asker said it is solved",))
     if role in ("helper", "staff") and thread.state not in (ThreadState.SOLVED, ThreadState.CLOSED):
         return Plan(state=ThreadState.ANSWERED, notes=(f"{role} replied",))
     return Plan(notes=(f"{role} message in thread",))

@@ -22,3 +22,8 @@ NOT_YET = "Sorry that didn't solve it. I've asked community helpers to take a lo
 
 BUTTON_SOLVED = "Solved ✅"
 BUTTON_NOT_YET = "Not yet"
+BUTTON_CLAIM = "I'll take it"
+BUTTON_DECLINE = "Pass"
+
+TAG_LINE = "• {who}: {why}"
+REJECTED_MATCH = 'Helpers: the suggested answer kb#{entry} did not solve it: "{answer}"'

@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.community.stage import CommunityEnv
 from bot.models import (
     Decision,
     DecisionKind,
@@ -69,6 +70,7 @@ class WorkerEnv:
     staff_conversation: str | None = None
     bot_ids: frozenset[str] = frozenset()
     sla: Planner | None = None  # SLA deadlines (bot/sla); None: no SLA clocks
+    community: CommunityEnv | None = None  # helpers: routing, commands, points (bot/community)
 
 
 @dataclass
@@ -102,6 +104,7 @@ class _Batch:
     kinds: list[str] = field(default_factory=list)
     sla: list[SlaEvent] = field(default_factory=list)  # SLA clock events (bot/sla/hooks.py)
     sla_planner: Planner | None = None
+    community: Any = None  # bot.community.stage.CommunityBatch, loaded on first use
 
 
 class Worker:
@@ -226,7 +229,13 @@ class Worker:
             b.deferred.append((item.work_id, res.how))
             return
         existing = thread is not None
-        if env.triager.blocking:  # model inference: keep the event loop (ingest, dispatch) responsive
+        cm = await env.community.for_batch(s, b, b.now) if env.community is not None else None
+        command = cm.command(message) if cm is not None else None
+        if command is not None:  # an in-channel command (bot/community/commands.py): not triaged
+            decision = Decision(
+                kind=DecisionKind.IGNORE, is_question=False, reasons=(f"command /{command.name}",)
+            )
+        elif env.triager.blocking:  # model inference: keep the event loop (ingest, dispatch) responsive
             decision = await asyncio.to_thread(decide_safely, env.triager, message, thread, env.bot_ids)
         else:
             decision = decide_safely(env.triager, message, thread, env.bot_ids)
@@ -234,10 +243,16 @@ class Worker:
             thread = self._open_thread(b, message, decision, row.id)
             b.threads[thread.id] = thread
             b.by_ref[(message.conversation_id, message.thread_ref, message.is_private)] = thread.id
-        role = env.directory.role_of(message, thread)
-        helpers: tuple[Mention, ...] = ()
-        if thread is not None and (
-            decision.kind is not DecisionKind.FOLLOW_UP or (message.button_data or "").startswith("notyet:")
+        role = cm.role_of(message, thread) if cm is not None else env.directory.role_of(message, thread)
+        prepared = await cm.prepare(s, message, thread, decision, role) if cm is not None else None
+        helpers: tuple[Mention, ...] = prepared.helpers if prepared is not None else ()
+        if (
+            prepared is None
+            and thread is not None
+            and (
+                decision.kind is not DecisionKind.FOLLOW_UP
+                or (message.button_data or "").startswith("notyet:")
+            )
         ):
             helpers = env.directory.pick(
                 thread.connector_id, thread.asker_id, decision.topic, decision.language, seed=thread.id
@@ -247,8 +262,21 @@ class Worker:
             helpers=helpers,
             staff_connector=env.staff_connector,
             staff_conversation=env.staff_conversation,
+            **(prepared.context() if prepared is not None else {}),
         )
         p = plan(decision, thread, message, ctx)
+        if cm is not None:
+            await cm.after(
+                s,
+                message,
+                thread,
+                role=role,
+                decision=decision,
+                plan=p,
+                command=command,
+                message_id=row.id,
+                prepared=prepared,
+            )
         b.decisions.append(
             {
                 "message_id": row.id,
@@ -361,6 +389,8 @@ class Worker:
                 ),
                 list(b.thread_updates.values()),
             )
+        if b.community is not None:
+            await b.community.write(s)
         if b.outbound:
             await outbox.enqueue_many(s, b.outbound)
         if b.sla and b.sla_planner is not None:
