@@ -79,7 +79,10 @@ class KnowledgeIndex:
         # Row per slot: the embedding of the whole question, and of its title alone when the
         # entry has a body (forum posts); unwritten zero rows cost no memory (calloc pages).
         self._vectors: FloatMatrix = np.zeros((1024, encoder.dim), dtype=np.float32)
-        self._title_vectors: FloatMatrix = np.zeros((1024, encoder.dim), dtype=np.float32)
+        # Title vectors are stored compactly, only for entries with a body: slot -> row (or -1).
+        self._title_vectors: FloatMatrix = np.zeros((64, encoder.dim), dtype=np.float32)
+        self._title_count = 0
+        self._title_row = np.full(1024, -1, dtype=np.int64)
         self._has_title = np.zeros(1024, dtype=bool)
         self._alive = np.zeros(1024, dtype=bool)
         self._slots = 0
@@ -185,7 +188,8 @@ class KnowledgeIndex:
                 if old is not None and old.question == entry.question:
                     slot = self._slot_of[entry.id]
                     vecs[i, :dim] = self._vectors[slot]
-                    vecs[i, dim:] = self._title_vectors[slot]
+                    if self._has_title[slot]:
+                        vecs[i, dim:] = self._title_vectors[self._title_row[slot]]
                 else:
                     need.append(i)
             if need:
@@ -208,7 +212,11 @@ class KnowledgeIndex:
             new_slots.append(slot)
             self._vectors[slot] = vec[:dim]
             if entry.body.strip():
-                self._title_vectors[slot] = vec[dim:]
+                if self._title_count >= len(self._title_vectors):
+                    self._title_vectors = _grown(self._title_vectors, 2 * len(self._title_vectors))
+                self._title_vectors[self._title_count] = vec[dim:]
+                self._title_row[slot] = self._title_count
+                self._title_count += 1
                 self._has_title[slot] = True
             self._alive[slot] = True
             self._lexical.add(slot, tokenize(entry.question))
@@ -233,8 +241,10 @@ class KnowledgeIndex:
         if slot >= len(self._alive):
             size = 2 * len(self._alive)
             self._vectors = _grown(self._vectors, size)
-            self._title_vectors = _grown(self._title_vectors, size)
             self._has_title = _grown(self._has_title, size)
+            title_row = np.full(size, -1, dtype=np.int64)
+            title_row[: len(self._title_row)] = self._title_row
+            self._title_row = title_row
             self._alive = _grown(self._alive, size)
         self._slots += 1
         self._id_at.append(None)
@@ -288,13 +298,18 @@ class KnowledgeIndex:
                 pool_mask[rows] = True
             else:
                 rows = np.flatnonzero(pool_mask)
-            dense = np.full(n, -1.0, dtype=np.float32)
-            dense[rows] = self._vectors[rows] @ qvecs[0]
+            if len(rows) > n // 4:
+                # Most of the base: one contiguous matrix-vector product beats gathering rows.
+                dense = self._vectors[:n] @ qvecs[0]
+                dense[~pool_mask] = -1.0
+            else:
+                dense = np.full(n, -1.0, dtype=np.float32)
+                dense[rows] = self._vectors[rows] @ qvecs[0]
             if len(qvecs) > 1:
                 titled_rows = rows[self._has_title[rows]]
                 if len(titled_rows):
                     dense[titled_rows] = 0.5 * (
-                        dense[titled_rows] + self._title_vectors[titled_rows] @ qvecs[1]
+                        dense[titled_rows] + self._title_vectors[self._title_row[titled_rows]] @ qvecs[1]
                     )
         return rank(
             dense=dense,
@@ -314,7 +329,11 @@ class KnowledgeIndex:
     def vectors_of(self, entry_ids: Sequence[str]) -> FloatMatrix:
         """Rows of [question vector | title vector] for the given entries."""
         slots = [self._slot_of[i] for i in entry_ids]
-        return np.hstack([self._vectors[slots], self._title_vectors[slots]])
+        titles = np.zeros((len(slots), self.encoder.dim), dtype=np.float32)
+        for i, slot in enumerate(slots):
+            if self._has_title[slot]:
+                titles[i] = self._title_vectors[self._title_row[slot]]
+        return np.hstack([self._vectors[slots], titles])
 
     # ------------------------------------------------------------------ persistence
 
@@ -366,7 +385,7 @@ def _grown(array: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
     """A larger zero-filled copy (np.zeros pages stay untouched until written)."""
     out = np.zeros((size, *array.shape[1:]), dtype=array.dtype)
     out[: len(array)] = array
-    return out
+    return out  # (the copied part is touched; the rest stays unmapped until written)
 
 
 def index_exists(directory: Path) -> bool:
