@@ -132,7 +132,9 @@ async def test_webhook_signed_retried_and_email_sent(tmp_path: Path, servers: An
             )
             assert later.sent == 1
         async with sessions() as s:
-            states = dict((await s.execute(text("select kind, state from sla_delivery"))).all())
+            states: dict[str, str] = dict(
+                (await s.execute(text("select kind, state from sla_delivery"))).all()
+            )
             attempts = (
                 await s.execute(text("select attempts from sla_delivery where kind = 'webhook'"))
             ).scalar()
