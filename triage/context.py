@@ -14,6 +14,8 @@ class TriageContext:
 
     ``is_new_thread``: the message opens a thread (a new question) rather than continuing one.
     ``ask_count``: how many times the asker has asked in this thread, this message included.
+    ``known_question``: the caller already knows the message is a question (an ``/ask``
+    command, a Q&A-only forum channel, evaluation): question detection is skipped.
     """
 
     settings: TriageSettings = field(default_factory=TriageSettings)
@@ -21,4 +23,4 @@ class TriageContext:
     own_author_ids: frozenset[str] = frozenset()
     is_new_thread: bool = True
     ask_count: int = 1
-    bot_handles: frozenset[str] = frozenset()  # the bot's @handles, stripped before matching
+    known_question: bool = False

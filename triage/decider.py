@@ -127,7 +127,12 @@ def _decide(message: InboundMessage, ctx: TriageContext, reasons: list[str]) -> 
     addressed = (
         message.mentions_bot or message.is_private or message.kind in (MessageKind.DM, MessageKind.MENTION)
     )
-    is_question, why_question = _run("question", lambda: is_support_question(full_text, addressed=addressed))
+    if ctx.known_question:
+        is_question, why_question = True, "question: known to the caller"
+    else:
+        is_question, why_question = _run(
+            "question", lambda: is_support_question(full_text, addressed=addressed)
+        )
     reasons.append(why_question)
     if not is_question:
         return Decision(

@@ -6,11 +6,12 @@ Corpus lines: ``{"id", "title", "body", "answer_id"?}``. Query lines: ``{"id", "
 Ranking metrics (percentages over queries with positives): ``MAP`` (full mode: AP over the
 top 10, normalised by min(|positives|, 10); rerank mode: AP over all given candidates),
 ``MRR``, ``P@1``, ``P@5``, ``R@10``. Gate metrics come from the real ``triage.decide`` on each
-query, as the bot would see it (a message addressed to the bot, sensitivity routing off so
-that the matcher's gate is what is measured): ``answer_rate`` (auto-answered share of in-scope
-queries), ``answer_precision`` (share of auto-answers whose match is a positive, over all
-queries), ``oos_answer_rate`` (auto-answered share of out-of-scope queries). ``latency_ms_*``
-time the whole ``decide`` call, one query at a time. ``rss_mb`` is the peak resident memory.
+query, as the bot would see it (a message addressed to the bot and known to be a question;
+sensitivity routing off, so that the matcher and its gate are what is measured):
+``answer_rate`` (auto-answered share of in-scope queries), ``answer_precision`` (share of
+auto-answers whose match is a positive, over all queries), ``oos_answer_rate``
+(auto-answered share of out-of-scope queries). ``latency_ms_*`` time the whole ``decide``
+call, one query at a time. ``rss_mb`` is the peak resident memory.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def run_eval(
             else None,
         )
         build_s = time.perf_counter() - start
-        ctx = TriageContext(settings=settings, index=index)
+        # Every query is a question by construction: what is measured is the matcher and its gate.
+        ctx = TriageContext(settings=settings, index=index, known_question=True)
         query_task = progress.add_task("running queries", total=len(rows)) if progress else None
         for row in rows:
             positives = {str(p) for p in row.get("positives") or ()}

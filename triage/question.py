@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from triage.lexical import tokenize
 from triage.textmatch import find_phrases, phrase_regex
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
@@ -28,6 +29,19 @@ PROBLEM_WORDS = (
     "still", "yet", "keeps", "glitch", "down", "disappeared", "gone", "charged", "rejected",
     "denied", "invalid", "expired", "pending", "delayed", "late", "nothing happens", "no way to",
     "does nothing", "stopped", "disconnects", "unresponsive", "timeout", "timed out",
+)  # fmt: skip
+# Stems (Snowball) of words that make a first-person statement a problem report.
+PROBLEM_STEMS = frozenset(
+    (
+        "incorrect", "mistak", "error", "overcharg", "undercharg", "stolen", "steal", "forgot",
+        "forget", "faulti", "fault", "malfunct", "unauthor", "suspici", "fraudul", "weird", "strang",
+        "odd", "unexpect", "duplic", "twice", "revert", "cancel", "trouble", "difficulti", "hard",
+        "unabl", "unhappi", "disappoint", "confus", "lost", "lose", "miss", "stuck", "fee", "charg",
+        "expir", "block", "freez", "froze", "declin", "reject", "refus", "problem", "issu", "bug",
+        "broke", "broken", "wrong", "differ", "less", "extra", "forev", "long", "took", "ate",
+        "swallow", "hack", "compromis", "scam", "fake", "never", "delay", "late", "slow", "interest",
+        "prefer", "wonder", "curious",
+    )
 )  # fmt: skip
 REQUEST_WORDS = (
     "help", "need", "needs", "want", "wanna", "please", "pls", "plz", "i'd like", "i would like",
@@ -216,6 +230,9 @@ def is_support_question(text: str, *, addressed: bool = False) -> tuple[bool, st
     content = [w for w in words if w not in CHATTER]
     if problem and content:
         return True, f"question: problem report ('{problem[0]}')"
+    stems = [t for t in tokenize(stripped) if t in PROBLEM_STEMS]
+    if stems and content:
+        return True, f"question: problem report ('{stems[0]}')"
     request = find_phrases(stripped, REQUEST_WORDS)
     if request and content:
         return True, f"question: request ('{request[0]}')"

@@ -32,6 +32,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 URGENT = frozenset({"high", "urgent"})
+DETAILED_REASONS = 30  # skipped candidates listed by name; the rest are counted by reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +153,30 @@ def is_flagged(stats: HelperStats, settings: RouteSettings) -> bool:
 
 
 class Pool:
-    """Helpers and their stats, indexed for routing. Built once per batch, updated as it tags."""
+    """Helpers and their stats, indexed for routing. Built once per batch, updated as it tags.
 
-    def __init__(self, profiles: Iterable[HelperProfile], stats: Mapping[str, HelperStats]) -> None:
+    Candidates come in groups (the topic's experts, then generalists; or everyone on the
+    platform for a question without a topic), each kept sorted by the ranking that does not
+    depend on the moment (expertise tier, flagged, least recently tagged, load). Routing walks a
+    group in that order and stops at the N-th helper who is available now, so a decision looks at
+    a handful of helpers, not all of them. A tag bumps a version; groups are re-sorted lazily.
+    """
+
+    def __init__(
+        self,
+        profiles: Iterable[HelperProfile],
+        stats: Mapping[str, HelperStats],
+        settings: RouteSettings | None = None,
+    ) -> None:
+        self.settings = settings or RouteSettings()
         self.profiles: dict[str, HelperProfile] = {}
         self.stats: dict[str, HelperStats] = {}
         self._by_topic: dict[tuple[str, str], list[str]] = {}
         self._generalists: dict[str, list[str]] = {}
         self._everyone: dict[str, list[str]] = {}
         self._history: dict[str, list[str]] = {}
+        self._version = 0
+        self._sorted: dict[tuple[str, str | None, str], tuple[int, list[tuple[str, int]]]] = {}
         for p in profiles:
             if p.role != "helper" or not p.active:
                 continue  # staff and retired helpers are never routed to
@@ -180,13 +196,47 @@ class Pool:
     def __len__(self) -> int:
         return len(self.profiles)
 
-    def candidates(self, connector_id: str, topic: str | None) -> list[str]:
+    def tier(self, key: str, topic: str | None) -> int:
+        """3: the topic in their profile and accepted answers in it; 2: one of the two;
+        1: a generalist (or a question without a topic); 0: they know other topics only."""
         if topic is None:
-            return self._everyone.get(connector_id, [])
-        keys = list(self._by_topic.get((connector_id, topic), ()))
-        keys += self._generalists.get(connector_id, ())
-        keys += (k for k in self._history.get(topic, ()) if connector_id in self.profiles[k].identities)
-        return keys
+            return 1
+        p = self.profiles[key]
+        accepted = self.stats[key].accepted_by_topic.get(topic, 0)
+        if topic in p.topics:
+            return 3 if accepted else 2
+        if accepted:
+            return 2
+        return 0 if p.topics else 1
+
+    def groups(self, connector_id: str, topic: str | None) -> list[list[tuple[str, int]]]:
+        """Candidate (key, tier) groups, best first, each in ranking order."""
+        if topic is None:
+            return [self._ordered(connector_id, None, "all", self._everyone.get(connector_id, []))]
+        experts = list(self._by_topic.get((connector_id, topic), ()))
+        experts += (k for k in self._history.get(topic, ()) if connector_id in self.profiles[k].identities)
+        return [
+            self._ordered(connector_id, topic, "experts", experts),
+            self._ordered(connector_id, topic, "generalists", self._generalists.get(connector_id, [])),
+        ]
+
+    def _ordered(self, conn: str, topic: str | None, group: str, keys: list[str]) -> list[tuple[str, int]]:
+        cached = self._sorted.get((conn, topic, group))
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        settings = self.settings
+
+        def rank(key: str) -> tuple[int, bool, float, int, str]:
+            st = self.stats[key]
+            last = st.last_tagged.timestamp() if st.last_tagged is not None else 0.0
+            return (-self.tier(key, topic), is_flagged(st, settings), last, st.open, key)
+
+        ordered = [(k, self.tier(k, topic)) for k in sorted(set(keys), key=rank)]
+        self._sorted[(conn, topic, group)] = (self._version, ordered)
+        return ordered
+
+    def candidates(self, connector_id: str, topic: str | None) -> list[str]:
+        return [k for g in self.groups(connector_id, topic) for k, _ in g]
 
     def note_tagged(self, key: str, at: datetime) -> None:
         """A tag decided in this batch counts for the next decision (load and fairness)."""
@@ -194,6 +244,7 @@ class Pool:
         if st is not None:
             st.open += 1
             st.last_tagged = at
+            self._version += 1
 
 
 def wanted(question: Question, settings: RouteSettings) -> int:
@@ -223,80 +274,72 @@ def route(
     topic, lang, conn = question.topic, question.language, question.connector_id
     minutes: dict[str, int] = {}
     reasons: list[str] = []
-    ranked: list[tuple[tuple[int, bool, float, int, str], Pick]] = []
-    seen: set[str] = set()
-    for key in pool.candidates(conn, topic):
-        if key in seen:
-            continue
-        seen.add(key)
-        p = pool.profiles[key]
-        st = pool.stats[key]
-        uid = p.identities[conn]
-        if uid == question.asker_id:
-            reasons.append(f"{key}: the asker")
-            continue
-        if key in question.declined:
-            reasons.append(f"{key}: declined this thread")
-            continue
-        if key in question.exclude:
-            reasons.append(f"{key}: already tagged")
-            continue
-        if lang and p.languages and lang not in p.languages:
-            reasons.append(f"{key}: does not read {lang}")
-            continue
-        if p.away and (p.away_until is None or now < p.away_until):
-            reasons.append(f"{key}: away")
-            continue
-        if p.hours is not None:
-            minute = minutes.get(p.timezone)
-            if minute is None:
-                minute = minutes[p.timezone] = local_minute(now, p.timezone)
-            if not in_hours(p.hours, minute):
-                reasons.append(f"{key}: outside their hours ({p.timezone})")
+    skipped: dict[str, int] = {}
+    picks: list[Pick] = []
+    looked = 0
+
+    def skip(key: str, kind: str, detail: str = "") -> None:
+        if len(reasons) < DETAILED_REASONS:
+            reasons.append(f"{key}: {kind}{detail}")
+        else:
+            skipped[kind] = skipped.get(kind, 0) + 1
+
+    for group in pool.groups(conn, topic):
+        for key, tier in group:
+            if len(picks) >= n:
+                break
+            looked += 1
+            p = pool.profiles[key]
+            st = pool.stats[key]
+            uid = p.identities[conn]
+            if uid == question.asker_id:
+                skip(key, "the asker")
                 continue
-        if st.open >= p.max_open:
-            reasons.append(f"{key}: at their cap ({st.open}/{p.max_open} open)")
-            continue
-        accepted = st.accepted_by_topic.get(topic, 0) if topic else 0
-        if topic is None:
-            tier = 1
-        elif topic in p.topics:
-            tier = 3 if accepted else 2
-        elif accepted:
-            tier = 2
-        elif not p.topics:
-            tier = 1
-        else:  # pragma: no cover - the index only yields the above
-            continue
-        flagged = is_flagged(st, settings)
-        last = st.last_tagged.timestamp() if st.last_tagged is not None else 0.0
-        sort_key = (-tier, flagged, last, st.open, key)
-        ranked.append(
-            (
-                sort_key,
+            if key in question.declined:
+                skip(key, "declined this thread")
+                continue
+            if key in question.exclude:
+                skip(key, "already tagged")
+                continue
+            if lang and p.languages and lang not in p.languages:
+                skip(key, "does not read ", lang)
+                continue
+            if p.away and (p.away_until is None or now < p.away_until):
+                skip(key, "away")
+                continue
+            if p.hours is not None:
+                minute = minutes.get(p.timezone)
+                if minute is None:
+                    minute = minutes[p.timezone] = local_minute(now, p.timezone)
+                if not in_hours(p.hours, minute):
+                    skip(key, "outside their hours", f" ({p.timezone})")
+                    continue
+            if st.open >= p.max_open:
+                skip(key, "at their cap", f" ({st.open}/{p.max_open} open)")
+                continue
+            accepted = st.accepted_by_topic.get(topic, 0) if topic else 0
+            flagged = is_flagged(st, settings)
+            why = _why(tier, topic, accepted, lang)
+            picks.append(
                 Pick(
                     key=key,
                     user_id=uid,
                     handle=p.handles.get(conn),
                     display=p.display,
-                    why=_why(tier, topic, accepted, lang),
+                    why=why,
                     tier=tier,
                     flagged=flagged,
-                ),
+                )
             )
-        )
-    ranked.sort(key=lambda r: r[0])
-    picks = tuple(pk for _, pk in ranked[:n])
-    for pk in picks:
-        reasons.append(
-            f"{pk.key}: picked, {pk.why}" + (" (flagged: answers often rejected)" if pk.flagged else "")
-        )
-    for _, pk in ranked[n:]:
-        reasons.append(f"{pk.key}: fits, not needed")
-    others = len(pool) - len(seen)
-    if others and topic is not None:
-        reasons.append(f"{others} helper(s) know other topics or are not on {conn}")
+            reasons.append(
+                f"{key}: picked, {why}" + (" (flagged: answers often rejected)" if flagged else "")
+            )
+    if skipped:
+        reasons.append("and " + ", ".join(f"{v} more {k}" for k, v in sorted(skipped.items())))
+    others = len(pool) - looked
+    if others > 0:
+        reasons.append(f"{others} other helper(s) not considered (other topics, platforms, or not needed)")
     to_staff = not picks
     if to_staff:
         reasons.append("nobody fits: to staff now")
-    return Route(picks=picks, to_staff=to_staff, reasons=tuple(reasons))
+    return Route(picks=tuple(picks), to_staff=to_staff, reasons=tuple(reasons))

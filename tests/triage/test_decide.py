@@ -101,6 +101,14 @@ def test_ignored(  # noqa: PLR0917 - one parameter per table column
     assert reason in d.reasons
 
 
+def test_known_question_skips_question_detection(tiny_index: KnowledgeIndex) -> None:
+    ctx = TriageContext(index=tiny_index, known_question=True)
+    d = decide(message("premium plan details"), ctx)
+    assert d.is_question and d.kind is DecisionKind.TAG_HELPERS
+    assert "question: known to the caller" in d.reasons
+    assert decide(message("premium plan details"), ctx_with(tiny_index)).kind is DecisionKind.IGNORE
+
+
 def test_configured_bot_ids_are_ignored(tiny_index: KnowledgeIndex) -> None:
     d = decide(message("app crashes on login", author_id="b2"), ctx_with(tiny_index, bot_author_ids=["b2"]))
     assert d.kind is DecisionKind.IGNORE

@@ -20,6 +20,11 @@ QUESTIONS = [
     "je n'arrive pas à me connecter?",
     "I'd like to close my account",
     "help, the app keeps freezing",
+    "My card was stolen",
+    "I forgot my PIN number.",
+    "I was overcharged one extra pound!",
+    "The exchange rate was incorrect for this item I bought.",
+    "There is a Direct Debit that looks suspicious.",
 ]
 
 NOT_QUESTIONS = [
