@@ -273,7 +273,9 @@ class SmtpSettings(Section):
 
 class SlaSettings(Section):
     sweep_interval: Duration = timedelta(seconds=5)
-    sweep_batch: int = Field(default=500, ge=1, le=10000, description="stages claimed per round trip")
+    sweep_batch: int = Field(
+        default=200, ge=1, le=10000, description="stages claimed per transaction (bounds the write lock)"
+    )
     offline_after: Duration = Field(
         default=timedelta(seconds=60),
         description='a stage firing later than this says "overdue by ..., bot was offline"',
