@@ -7,11 +7,13 @@ integer slots. Adding, updating and retiring an entry touch only that entry (no 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -63,15 +65,33 @@ class KnowledgeEntry(BaseModel):
 
 
 ProgressFn = Callable[[int], None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """Serialise a method on the index's re-entrant lock (searches vs. incremental updates)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class KnowledgeIndex:
-    """Hybrid (BM25 + dense) index over :class:`KnowledgeEntry` values."""
+    """Hybrid (BM25 + dense) index over :class:`KnowledgeEntry` values.
+
+    Thread-safe: searches and updates take one re-entrant lock (a bulk ``add_many`` takes it
+    per batch, so searches interleave with a long import).
+    """
 
     def __init__(self, encoder: Encoder, *, partition_min: int = 20_000, probe_share: float = 0.06) -> None:
         """``partition_min``: from this many entries on, dense search scans only the nearest
         ~``probe_share`` of the base (IVF partitions) plus every strong lexical candidate."""
         self.encoder = encoder
+        self._lock = threading.RLock()
         self.partition_min = partition_min
         self.probe_share = probe_share
         self._partitions: Partitions | None = None
@@ -102,21 +122,25 @@ class KnowledgeIndex:
     def get(self, entry_id: str) -> KnowledgeEntry | None:
         return self._entries.get(entry_id)
 
+    @_locked
     def entries(self) -> list[KnowledgeEntry]:
         return list(self._entries.values())
 
     # ------------------------------------------------------------------ writing
 
+    @_locked
     def add(self, entry: KnowledgeEntry) -> None:
         """Add or replace one entry (replacing re-embeds only if the question changed)."""
         self.add_many([entry])
 
+    @_locked
     def update(self, entry: KnowledgeEntry) -> None:
         """Replace an existing entry (edit by staff, new counts)."""
         if entry.id not in self._entries:
             raise KeyError(entry.id)
         self.add_many([entry])
 
+    @_locked
     def retire(self, entry_id: str) -> bool:
         """Remove an entry from matching. Returns False if it was not there."""
         slot = self._slot_of.pop(entry_id, None)
@@ -129,6 +153,7 @@ class KnowledgeIndex:
         self._id_at[slot] = None
         return True
 
+    @_locked
     def record_feedback(self, entry_id: str, *, accepted: bool) -> KnowledgeEntry | None:
         """Count an accepted or rejected auto-answer; rejections lower future confidence."""
         entry = self._entries.get(entry_id)
@@ -139,6 +164,7 @@ class KnowledgeIndex:
         self._entries[entry_id] = updated  # text unchanged: no re-indexing needed
         return updated
 
+    @_locked
     def record_served(self, entry_id: str) -> None:
         entry = self._entries.get(entry_id)
         if entry is not None:
@@ -175,7 +201,10 @@ class KnowledgeIndex:
         return done
 
     def _add_batch(self, batch: Sequence[KnowledgeEntry], vectors: FloatMatrix | None) -> None:
-        """``vectors`` (optional, from ``save``) has 2 x dim columns: question, then title."""
+        """``vectors`` (optional, from ``save``) has 2 x dim columns: question, then title.
+
+        Embedding happens outside the lock; only the (fast) index mutation holds it.
+        """
         # Later duplicates of an id in the same batch win.
         unique: dict[str, KnowledgeEntry] = {e.id: e for e in batch}
         todo = list(unique.values())
@@ -183,15 +212,16 @@ class KnowledgeIndex:
         if vectors is None:
             vecs = np.zeros((len(todo), 2 * dim), dtype=np.float32)
             need: list[int] = []
-            for i, entry in enumerate(todo):
-                old = self._entries.get(entry.id)
-                if old is not None and old.question == entry.question:
-                    slot = self._slot_of[entry.id]
-                    vecs[i, :dim] = self._vectors[slot]
-                    if self._has_title[slot]:
-                        vecs[i, dim:] = self._title_vectors[self._title_row[slot]]
-                else:
-                    need.append(i)
+            with self._lock:
+                for i, entry in enumerate(todo):
+                    old = self._entries.get(entry.id)
+                    if old is not None and old.question == entry.question:
+                        slot = self._slot_of[entry.id]
+                        vecs[i, :dim] = self._vectors[slot]
+                        if self._has_title[slot]:
+                            vecs[i, dim:] = self._title_vectors[self._title_row[slot]]
+                    else:
+                        need.append(i)
             if need:
                 texts = [todo[i].question for i in need]
                 titled = [i for i in need if todo[i].body.strip()]
@@ -205,6 +235,11 @@ class KnowledgeIndex:
             if len(batch) != len(todo):
                 keep = {e.id: i for i, e in enumerate(batch)}
                 vecs = vecs[[keep[e.id] for e in todo]]
+        with self._lock:
+            self._insert(todo, vecs)
+
+    def _insert(self, todo: Sequence[KnowledgeEntry], vecs: FloatMatrix) -> None:
+        dim = self.encoder.dim
         new_slots: list[int] = []
         for entry, vec in zip(todo, vecs, strict=True):
             self.retire(entry.id)
@@ -253,6 +288,7 @@ class KnowledgeIndex:
 
     # ------------------------------------------------------------------ matching
 
+    @_locked
     def search(
         self,
         text: str,
@@ -326,6 +362,7 @@ class KnowledgeIndex:
         assert self._partitions is not None
         return max(8, round(self._partitions.clusters * self.probe_share))
 
+    @_locked
     def vectors_of(self, entry_ids: Sequence[str]) -> FloatMatrix:
         """Rows of [question vector | title vector] for the given entries."""
         slots = [self._slot_of[i] for i in entry_ids]
@@ -337,6 +374,7 @@ class KnowledgeIndex:
 
     # ------------------------------------------------------------------ persistence
 
+    @_locked
     def save(self, directory: Path) -> None:
         """Write ``entries.jsonl``, ``vectors.npy`` and ``meta.json`` (meta last: the commit)."""
         directory.mkdir(parents=True, exist_ok=True)

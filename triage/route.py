@@ -25,7 +25,7 @@ at plausible candidates (1,000 helpers route in well under a millisecond, see be
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -175,8 +175,9 @@ class Pool:
         self._generalists: dict[str, list[str]] = {}
         self._everyone: dict[str, list[str]] = {}
         self._history: dict[str, list[str]] = {}
-        self._version = 0
-        self._sorted: dict[tuple[str, str | None, str], tuple[int, list[tuple[str, int]]]] = {}
+        self.recent: dict[str, int] = {}  # tagged since the groups were sorted (this batch), in order
+        self._seq = 0
+        self._sorted: dict[tuple[str, str | None, str], list[tuple[int, list[str]]]] = {}
         for p in profiles:
             if p.role != "helper" or not p.active:
                 continue  # staff and retired helpers are never routed to
@@ -192,6 +193,16 @@ class Pool:
             for t, n in self.stats[p.key].accepted_by_topic.items():
                 if n > 0 and t not in p.topics:
                     self._history.setdefault(t, []).append(p.key)
+        # the moment-independent part of the ranking, once per pool
+        self._static: dict[str, tuple[bool, float, int, str]] = {
+            k: (
+                is_flagged(st, self.settings),
+                st.last_tagged.timestamp() if st.last_tagged is not None else 0.0,
+                st.open,
+                k,
+            )
+            for k, st in self.stats.items()
+        }
 
     def __len__(self) -> int:
         return len(self.profiles)
@@ -209,8 +220,9 @@ class Pool:
             return 2
         return 0 if p.topics else 1
 
-    def groups(self, connector_id: str, topic: str | None) -> list[list[tuple[str, int]]]:
-        """Candidate (key, tier) groups, best first, each in ranking order."""
+    def groups(self, connector_id: str, topic: str | None) -> list[list[tuple[int, list[str]]]]:
+        """Candidate groups, best first; each a list of (tier, keys) blocks in ranking order
+        (a block: one tier and flag; helpers in :attr:`recent` go to their block's end)."""
         if topic is None:
             return [self._ordered(connector_id, None, "all", self._everyone.get(connector_id, []))]
         experts = list(self._by_topic.get((connector_id, topic), ()))
@@ -220,23 +232,40 @@ class Pool:
             self._ordered(connector_id, topic, "generalists", self._generalists.get(connector_id, [])),
         ]
 
-    def _ordered(self, conn: str, topic: str | None, group: str, keys: list[str]) -> list[tuple[str, int]]:
+    def _ordered(
+        self, conn: str, topic: str | None, group: str, keys: list[str]
+    ) -> list[tuple[int, list[str]]]:
         cached = self._sorted.get((conn, topic, group))
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
-        settings = self.settings
+        if cached is not None:
+            return cached
+        static = self._static
+        ranked = sorted((-self.tier(k, topic), *static[k]) for k in set(keys))
+        blocks: list[tuple[int, list[str]]] = []
+        head: tuple[int, bool] | None = None
+        for r in ranked:
+            if r[:2] != head:
+                head = (r[0], r[1])
+                blocks.append((-r[0], []))
+            blocks[-1][1].append(r[4])
+        self._sorted[(conn, topic, group)] = blocks
+        return blocks
 
-        def rank(key: str) -> tuple[int, bool, float, int, str]:
-            st = self.stats[key]
-            last = st.last_tagged.timestamp() if st.last_tagged is not None else 0.0
-            return (-self.tier(key, topic), is_flagged(st, settings), last, st.open, key)
-
-        ordered = [(k, self.tier(k, topic)) for k in sorted(set(keys), key=rank)]
-        self._sorted[(conn, topic, group)] = (self._version, ordered)
-        return ordered
+    def in_order(self, connector_id: str, topic: str | None) -> Iterator[tuple[str, int]]:
+        """Candidates with their tier, in ranking order (lazily: stop when you have enough)."""
+        for group in self.groups(connector_id, topic):
+            for tier, keys in group:
+                later: list[str] = []
+                for key in keys:
+                    if key in self.recent:
+                        later.append(key)
+                    else:
+                        yield key, tier
+                later.sort(key=lambda k: (self.recent[k], self.stats[k].open, k))
+                for key in later:
+                    yield key, tier
 
     def candidates(self, connector_id: str, topic: str | None) -> list[str]:
-        return [k for g in self.groups(connector_id, topic) for k, _ in g]
+        return [k for k, _ in self.in_order(connector_id, topic)]
 
     def note_tagged(self, key: str, at: datetime) -> None:
         """A tag decided in this batch counts for the next decision (load and fairness)."""
@@ -244,7 +273,8 @@ class Pool:
         if st is not None:
             st.open += 1
             st.last_tagged = at
-            self._version += 1
+            self._seq += 1
+            self.recent[key] = self._seq
 
 
 def wanted(question: Question, settings: RouteSettings) -> int:
@@ -284,56 +314,53 @@ def route(
         else:
             skipped[kind] = skipped.get(kind, 0) + 1
 
-    for group in pool.groups(conn, topic):
-        for key, tier in group:
-            if len(picks) >= n:
-                break
-            looked += 1
-            p = pool.profiles[key]
-            st = pool.stats[key]
-            uid = p.identities[conn]
-            if uid == question.asker_id:
-                skip(key, "the asker")
+    for key, tier in pool.in_order(conn, topic):
+        if len(picks) >= n:
+            break
+        looked += 1
+        p = pool.profiles[key]
+        st = pool.stats[key]
+        uid = p.identities[conn]
+        if uid == question.asker_id:
+            skip(key, "the asker")
+            continue
+        if key in question.declined:
+            skip(key, "declined this thread")
+            continue
+        if key in question.exclude:
+            skip(key, "already tagged")
+            continue
+        if lang and p.languages and lang not in p.languages:
+            skip(key, "does not read ", lang)
+            continue
+        if p.away and (p.away_until is None or now < p.away_until):
+            skip(key, "away")
+            continue
+        if p.hours is not None:
+            minute = minutes.get(p.timezone)
+            if minute is None:
+                minute = minutes[p.timezone] = local_minute(now, p.timezone)
+            if not in_hours(p.hours, minute):
+                skip(key, "outside their hours", f" ({p.timezone})")
                 continue
-            if key in question.declined:
-                skip(key, "declined this thread")
-                continue
-            if key in question.exclude:
-                skip(key, "already tagged")
-                continue
-            if lang and p.languages and lang not in p.languages:
-                skip(key, "does not read ", lang)
-                continue
-            if p.away and (p.away_until is None or now < p.away_until):
-                skip(key, "away")
-                continue
-            if p.hours is not None:
-                minute = minutes.get(p.timezone)
-                if minute is None:
-                    minute = minutes[p.timezone] = local_minute(now, p.timezone)
-                if not in_hours(p.hours, minute):
-                    skip(key, "outside their hours", f" ({p.timezone})")
-                    continue
-            if st.open >= p.max_open:
-                skip(key, "at their cap", f" ({st.open}/{p.max_open} open)")
-                continue
-            accepted = st.accepted_by_topic.get(topic, 0) if topic else 0
-            flagged = is_flagged(st, settings)
-            why = _why(tier, topic, accepted, lang)
-            picks.append(
-                Pick(
-                    key=key,
-                    user_id=uid,
-                    handle=p.handles.get(conn),
-                    display=p.display,
-                    why=why,
-                    tier=tier,
-                    flagged=flagged,
-                )
+        if st.open >= p.max_open:
+            skip(key, "at their cap", f" ({st.open}/{p.max_open} open)")
+            continue
+        accepted = st.accepted_by_topic.get(topic, 0) if topic else 0
+        flagged = is_flagged(st, settings)
+        why = _why(tier, topic, accepted, lang)
+        picks.append(
+            Pick(
+                key=key,
+                user_id=uid,
+                handle=p.handles.get(conn),
+                display=p.display,
+                why=why,
+                tier=tier,
+                flagged=flagged,
             )
-            reasons.append(
-                f"{key}: picked, {why}" + (" (flagged: answers often rejected)" if flagged else "")
-            )
+        )
+        reasons.append(f"{key}: picked, {why}" + (" (flagged: answers often rejected)" if flagged else ""))
     if skipped:
         reasons.append("and " + ", ".join(f"{v} more {k}" for k, v in sorted(skipped.items())))
     others = len(pool) - looked

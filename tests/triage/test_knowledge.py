@@ -208,3 +208,32 @@ def test_bm25_incremental_statistics() -> None:
 )
 def test_tokenize(text: str, tokens: list[str]) -> None:
     assert tokenize(text) == tokens
+
+
+def test_searches_and_updates_from_two_threads(encoder: MiniLMEncoder) -> None:
+    import threading
+
+    index = KnowledgeIndex(encoder, partition_min=50)
+    index.add_many(TINY_KB)
+    rng = np.random.default_rng(1)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(120):
+                vec = rng.normal(size=(1, 768)).astype(np.float32)
+                vec[:, :384] /= np.linalg.norm(vec[:, :384])
+                index.add_many([KnowledgeEntry(id=f"w{i}", title=f"written question {i}")], vectors=vec)
+                if i % 7 == 0:
+                    index.retire(f"w{i - 1}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while thread.is_alive():
+        assert index.search("app crashes on login").best is not None
+    thread.join()
+    assert not errors
+    assert index._partitions is not None
+    assert index.search("app crashes on login").best.entry_id in {"kb3", "kb4"}  # type: ignore[union-attr]
