@@ -59,7 +59,8 @@ async def main(args: argparse.Namespace) -> None:
     scenario = load_scenario()
     asks = [a for i in scenario.intents for a in i.asks]
     tmp = Path(tempfile.mkdtemp(prefix="unsource-bench-e2e-"))
-    sb = Sandbox(customers=args.customers)
+    # one question per customer: a second DM from the same person is a follow-up in their thread
+    sb = Sandbox(customers=args.customers or int(args.rate * args.duration) + 50)
     await sb.start()
     ep = sb.endpoints
     extra: dict[str, Any] = {
@@ -81,7 +82,8 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.1)
         await asyncio.sleep(2.0)  # the Telegram poller and the X poll start
         print(
-            f"bot pid {bot.pid} started, RSS {rss_mb(bot.pid):.0f} MB; offering {args.rate}/s for {args.duration}s"
+            f"bot pid {bot.pid} started, RSS {rss_mb(bot.pid):.0f} MB; "
+            f"offering {args.rate}/s for {args.duration}s"
         )
         per_platform = (args.rate - X_RATE) / 2
         start = time.monotonic()
@@ -143,7 +145,7 @@ def answered(sb: Sandbox, posted: dict[str, tuple[str, float]]) -> dict[str, flo
     return {k: v for k, v in out.items() if k in posted}
 
 
-def report(
+def report(  # noqa: PLR0917
     sb: Sandbox,
     posted: dict[str, tuple[str, float]],
     backlog: list[tuple[float, int]],
@@ -173,11 +175,13 @@ def report(
     )
     c = sb.discord.limits.counters
     print(
-        f"discord: requests {c.requests}, 429s {c.rate_limited}, pace violations {sum(c.pace_violations.values())}, "
+        f"discord: requests {c.requests}, 429s {c.rate_limited}, "
+        f"pace violations {sum(c.pace_violations.values())}, "
         f"global violations {c.global_violations}"
     )
     print(
-        f"x: 429s {dict(sb.x.throttled)}, violations {dict(sb.x.violations)}, refused posts {len(sb.x.rejected)}"
+        f"x: 429s {dict(sb.x.throttled)}, violations {dict(sb.x.violations)}, "
+        f"refused posts {len(sb.x.rejected)}"
     )
     if args.verbose:
         print(sb.x.stats())
@@ -193,7 +197,7 @@ if __name__ == "__main__":
         "--duration", type=float, default=60.0, help="seconds of traffic (300 for the target)"
     )
     parser.add_argument(
-        "--customers", type=int, default=400, help="distinct customers (spreads per-chat limits)"
+        "--customers", type=int, default=0, help="distinct customers (default: one per question)"
     )
     parser.add_argument("--verbose", action="store_true")
     asyncio.run(main(parser.parse_args()))
