@@ -205,6 +205,7 @@ async def apply(session: AsyncSession, events: Sequence[SlaEvent], planner: Plan
                 planned.append(st)
                 plan_thread.append(tid)
     if planned:
+        written = max(e.at for e in events)
         now_rows: list[dict[str, Any]] = [
             {
                 "thread_id": tid,
@@ -217,7 +218,7 @@ async def apply(session: AsyncSession, events: Sequence[SlaEvent], planner: Plan
                 "started_at": st.started_at,
                 "due_at": st.due_at,
                 "state": "pending",
-                "created_at": st.started_at,
+                "created_at": written,
             }
             for tid, st in zip(plan_thread, planned, strict=True)
         ]
