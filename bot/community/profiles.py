@@ -7,7 +7,7 @@ connector; a staff ``add`` command can attach another platform account to an exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +131,13 @@ class Roster:
         return None if key is None else self.helpers.get(key)
 
 
+def base_profiles(config: Iterable[HelperEntry]) -> dict[str, HelperProfile]:
+    """Config helpers as profiles (built once per configuration, not per batch)."""
+    return {h.name: from_config(h) for h in config}
+
+
 def build_roster(
-    config: Iterable[HelperEntry],
+    base: Mapping[str, HelperProfile],
     rows: Iterable[Any],
     identities: Iterable[Any],
     open_counts: dict[str, int],
@@ -149,12 +154,7 @@ def build_roster(
             topics.setdefault(t.helper, {})[t.topic] = int(t.accepted)
         rejected_by_topic[t.helper] = rejected_by_topic.get(t.helper, 0) + int(t.rejected)
     roster = Roster()
-    names: list[str] = []
-    base: dict[str, HelperProfile] = {}
-    for h in config:
-        base[h.name] = from_config(h)
-        names.append(h.name)
-    names += [n for n in by_name if n not in base]
+    names = [*base, *(n for n in by_name if n not in base)]
     for name in names:
         row = by_name.get(name)
         profile = merge(base.get(name), row, ids.get(name, ()))
@@ -180,8 +180,9 @@ def build_roster(
     return roster
 
 
-async def load_roster(session: AsyncSession, config: Sequence[HelperEntry]) -> Roster:
-    """Four reads: helper rows, identities, open loads, per-topic history."""
+async def load_roster(session: AsyncSession, base: Mapping[str, HelperProfile]) -> Roster:
+    """Four reads: helper rows, identities, open loads, per-topic history (``base``: config helpers,
+    see :func:`base_profiles`)."""
     rows = (await session.execute(select(_HELPER))).all()
     identities = (await session.execute(select(_IDENTITY))).all()
     loads = (
@@ -193,4 +194,4 @@ async def load_roster(session: AsyncSession, config: Sequence[HelperEntry]) -> R
         )
     ).all()
     topic_rows = (await session.execute(select(_TOPIC))).all()
-    return build_roster(config, rows, identities, {h: int(n) for h, n in loads}, topic_rows)
+    return build_roster(base, rows, identities, {h: int(n) for h, n in loads}, topic_rows)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.community import commands as cmds
 from bot.community.points import format_board, leaderboard, next_rank, period_start, rank_index, rank_of
-from bot.community.profiles import HelperRecord, Roster, load_roster
+from bot.community.profiles import HelperRecord, Roster, base_profiles, load_roster
 from bot.models import (
     Decision,
     DecisionKind,
@@ -55,7 +55,7 @@ from responders import AuthorRole, Plan
 from triage import KnowledgeEntry, KnowledgeIndex
 from triage.config import MatcherSettings, PiiPattern
 from triage.pii import redact
-from triage.route import Pool, Question, RouteSettings, route
+from triage.route import HelperProfile, Pool, Question, RouteSettings, route
 
 log = logging.getLogger("unsource.community")
 
@@ -94,6 +94,13 @@ class CommunityEnv:
     matcher: MatcherSettings = field(default_factory=MatcherSettings)
     index: Callable[[], KnowledgeIndex | None] = lambda: None
     link: str | None = None  # "https://ops/t/{thread}" for threads without a permalink
+    _base: dict[str, HelperProfile] = field(default_factory=dict, compare=False, repr=False)
+
+    def base(self) -> dict[str, HelperProfile]:
+        """Config helpers as routing profiles, built once per configuration."""
+        if not self._base and self.helpers:
+            self._base.update(base_profiles(self.helpers))
+        return self._base
 
     @property
     def route_settings(self) -> RouteSettings:
@@ -109,7 +116,7 @@ class CommunityEnv:
     async def for_batch(self, session: AsyncSession, holder: Any, now: datetime) -> CommunityBatch:
         """The batch's community state (``holder.community``), loaded on first use."""
         if holder.community is None:
-            holder.community = CommunityBatch(self, await load_roster(session, self.helpers), now)
+            holder.community = CommunityBatch(self, await load_roster(session, self.base()), now)
         batch: CommunityBatch = holder.community
         return batch
 
@@ -169,6 +176,7 @@ class CommunityBatch:
             self._pool = Pool(
                 (r.profile for r in self.roster.helpers.values()),
                 {k: r.stats for k, r in self.roster.helpers.items()},
+                self.route_settings,
             )
         return self._pool
 
