@@ -31,6 +31,31 @@ class WebActionRow(SQLModel, table=True):
 _THREAD = ThreadRow.__table__  # type: ignore[attr-defined]
 _DECISION = DecisionRow.__table__  # type: ignore[attr-defined]
 _MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
-Index("ix_thread_opened", _THREAD.c.opened_at)
-Index("ix_decision_created", _DECISION.c.created_at, _DECISION.c.kind)
-Index("ix_message_author", _MESSAGE.c.connector_id, _MESSAGE.c.author_id, _MESSAGE.c.sent_at)
+# the overview reads these columns of every thread opened in the window from the index alone
+Index(
+    "ix_thread_opened",
+    *(
+        _THREAD.c[name]
+        for name in (
+            "opened_at",
+            "platform",
+            "connector_id",
+            "conversation_id",
+            "state",
+            "priority",
+            "topic",
+            "first_response_at",
+            "root_message_id",
+        )
+    ),
+)
+# covering indexes: the overview reads (kind, message id) of recent decisions and the thread ids
+# of recent messages by helpers/staff without touching the tables
+Index("ix_decision_created", _DECISION.c.kind, _DECISION.c.created_at, _DECISION.c.message_id)
+Index(
+    "ix_message_author",
+    _MESSAGE.c.connector_id,
+    _MESSAGE.c.author_id,
+    _MESSAGE.c.sent_at,
+    _MESSAGE.c.thread_id,
+)

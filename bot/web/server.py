@@ -39,7 +39,7 @@ class WebServer:
             self.asgi, host=self.host, port=self.port, log_level="warning", lifespan="off", access_log=False
         )
         server = self._server = _Server(config)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(self._serve(server))
         try:
             while not server.started and not task.done():
                 await asyncio.sleep(0.02)
@@ -53,6 +53,12 @@ class WebServer:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 5)
             raise
+
+    async def _serve(self, server: _Server) -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits when it cannot bind: a normal error for the supervisor
+            raise OSError(f"dashboard cannot listen on {self.host}:{self.port} (in use?)") from None
 
 
 def start_web(app: App, sessions: async_sessionmaker[AsyncSession]) -> WebServer:

@@ -24,6 +24,7 @@ from bot.analytics.stats import (
 from bot.analytics.trends import terms_of
 from bot.storage.engine import create_engine, session_factory
 from bot.storage.tables import MessageRow, OutboxRow, ThreadRow
+from tests.web.conftest import Site
 from tests.web.seed import make_config
 
 # ------------------------------------------------------------------ tail probabilities
@@ -273,3 +274,16 @@ async def test_spike_alert_is_posted_once(migrated: str, tmp_path: Path) -> None
         assert all(w in str(rows[0][1]) for w in ("charged", "twice", "update"))
     finally:
         await engine.dispose()
+
+
+async def test_sql_overview_equals_the_python_rules(site: Site) -> None:
+    """The overview evaluated in SQL matches the pure rules applied to one row per thread."""
+    from bot.analytics.queries import load_overview, load_overview_from_facts
+
+    now = datetime.now(UTC)
+    async with site.sessions() as s:
+        for span in (timedelta(hours=3, minutes=30), timedelta(days=7), timedelta(days=30)):
+            fast = await load_overview(s, site.config.settings, now - span, now)
+            reference = await load_overview_from_facts(s, site.config.settings, now - span, now)
+            assert fast == reference, span
+            assert fast.total == (5 if span.days else 3) + (1 if span.days == 30 else 0)

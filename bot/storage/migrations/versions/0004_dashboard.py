@@ -30,13 +30,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_web_action_thread', ['thread_id', 'created_at'], unique=False)
 
     with op.batch_alter_table('decision', schema=None) as batch_op:
-        batch_op.create_index('ix_decision_created', ['created_at', 'kind'], unique=False)
+        batch_op.create_index('ix_decision_created', ['kind', 'created_at', 'message_id'], unique=False)
 
     with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.create_index('ix_message_author', ['connector_id', 'author_id', 'sent_at'], unique=False)
+        batch_op.create_index('ix_message_author', ['connector_id', 'author_id', 'sent_at', 'thread_id'], unique=False)
 
     with op.batch_alter_table('thread', schema=None) as batch_op:
-        batch_op.create_index('ix_thread_opened', ['opened_at'], unique=False)
+        batch_op.create_index('ix_thread_opened', ['opened_at', 'platform', 'connector_id', 'conversation_id', 'state', 'priority', 'topic', 'first_response_at', 'root_message_id'], unique=False)
 
     # ### end Alembic commands ###
 
