@@ -14,21 +14,21 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.community.stage import build_env as build_community_env
 from bot.config_watch import ConfigHolder, secrets_of
 from bot.errors import AuthError, ConnectorError
+from bot.knowledge import KnowledgeService
 from bot.logging_setup import SCRUBBER
 from bot.models import HealthState
 from bot.pipeline.dispatcher import Dispatcher, RetryPolicy
 from bot.pipeline.ingest import Ingestor
 from bot.pipeline.roles import Directory
-from bot.knowledge import KnowledgeService
 from bot.pipeline.triage_stage import ProductTriager, RuleTriager, Triager
 from bot.pipeline.worker import Worker, WorkerEnv
 from bot.settings import Config
@@ -78,6 +78,9 @@ class App:
         self._stopping = False
         self.sla: SlaService | None = None  # the SLA sweep, in scheduling roles (bot/sla)
         self.knowledge: KnowledgeService | None = None
+        #: extra ASGI routes the dashboard's server also serves (platform webhooks mount here)
+        self.web_routes: list[Any] = []
+        self.web: Any = None  # bot.web.server.WebServer when the dashboard runs in this process
         self.holder.listeners.append(lambda _old, new: self._on_reload(new))
 
     def _triager(self, config: Config) -> Triager:
@@ -171,6 +174,10 @@ class App:
                             misfire_grace_time=None,
                         )
                 self.supervisor.start("dispatcher", self.dispatcher.run)
+                if s.web.enabled:  # the dashboard (bot/web, docs/dashboard.md)
+                    from bot.web.server import start_web
+
+                    self.web = start_web(self, sessions)
             for i, w in enumerate(self.workers):
                 self.supervisor.start(f"worker:{i}", w.run)
             if self.role in ("all", "scheduler"):
@@ -188,6 +195,14 @@ class App:
                     next_run_time=datetime.now(UTC),
                     misfire_grace_time=None,
                 )
+                if s.web.trends.alert:  # trend spikes to the staff channel (bot/analytics/alerts.py)
+                    self.scheduler.add_job(
+                        self._trends_job,
+                        "interval",
+                        seconds=s.web.trends.interval.total_seconds(),
+                        id="trend-alerts",
+                        misfire_grace_time=None,
+                    )
             if config.source is not None:
                 self.supervisor.start("config-watch", self.holder.watch)
             self.scheduler.start()
@@ -253,6 +268,11 @@ class App:
     async def _knowledge_job(self) -> None:
         if self.knowledge is not None:
             await self._tracked(self.knowledge.refresh())
+
+    async def _trends_job(self) -> None:
+        from bot.analytics.alerts import post_spike_alerts
+
+        await self._tracked(post_spike_alerts(self._sessions, self.holder.current.settings))
 
     async def _sla_job(self) -> None:
         if self.sla is not None:
