@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import OPEN_THREAD_STATES, Mention, OutboundMessage, ThreadState, ThreadView, utcnow
@@ -137,13 +137,15 @@ async def claim_due(session: AsyncSession, worker: str, now: datetime, limit: in
         .order_by(_STAGE.c.due_at)
         .limit(limit)
     )
+    where: list[ColumnElement[bool]] = [_STAGE.c.id.in_(pick.scalar_subquery())]
     if dialect_of(session) == "postgresql":
+        # rows locked by another sweeper are skipped; the re-check is belt and braces
         pick = pick.with_for_update(skip_locked=True)
+        where = [_STAGE.c.id.in_(pick.scalar_subquery()), _STAGE.c.state == "pending"]
+    # (on SQLite the transaction holds the only write lock, and an extra ``state = 'pending'``
+    # here would make the planner scan every pending row through the state index)
     stmt = (
-        update(_STAGE)
-        .where(_STAGE.c.id.in_(pick.scalar_subquery()), _STAGE.c.state == "pending")
-        .values(state="fired", fired_at=now, fired_by=worker)
-        .returning(*_STAGE.c)
+        update(_STAGE).where(*where).values(state="fired", fired_at=now, fired_by=worker).returning(*_STAGE.c)
     )
     return list((await session.execute(stmt)).all())
 
