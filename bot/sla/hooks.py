@@ -5,7 +5,8 @@ batch of events with a handful of statements, in the worker's transaction:
 
 - opened: start first response (unless an accepted-by-default auto-answer) and resolution;
 - a helper/staff reply: stop the response clocks (resolution keeps running);
-- the asker writes again after an answer (or presses "not yet"): start next response;
+- the asker writes again after an answer (or presses "not yet"): start next response, unless
+  it is already running (the wait counts from the first unanswered message);
 - solved / closed: stop everything; reopened: restart first response and resolution;
 - priority raised: re-plan the running clocks under the policy that now matches.
 
@@ -101,6 +102,9 @@ class _Plan:
     auto: dict[int, bool] = field(default_factory=dict)
     priority: dict[int, str] = field(default_factory=dict)
     replan: set[int] = field(default_factory=set)
+    # asker replies that start next response only if no response clock is running already
+    # (the customer has waited since their FIRST unanswered message)
+    unless_running: set[int] = field(default_factory=set)
 
 
 def _fold(events: Sequence[SlaEvent]) -> _Plan:
@@ -117,9 +121,10 @@ def _fold(events: Sequence[SlaEvent]) -> _Plan:
             p.cancel_response.add(tid)
             starts[:] = [s for s in starts if s[0] not in RESPONSE_CLOCKS]
         elif e.kind == "asker_reply":
-            p.cancel_response.add(tid)
-            starts[:] = [s for s in starts if s[0] not in RESPONSE_CLOCKS]
-            starts.append((NEXT_RESPONSE, e.message_id, e.at))
+            if not any(s[0] in RESPONSE_CLOCKS for s in starts):
+                starts.append((NEXT_RESPONSE, e.message_id, e.at))
+                if tid not in p.cancel_response:
+                    p.unless_running.add(tid)
         elif e.kind == "solved":
             p.cancel_all[tid] = "solved"
             starts.clear()
@@ -158,6 +163,19 @@ async def apply(session: AsyncSession, events: Sequence[SlaEvent], planner: Plan
                 lst.append((r.clock, r.cycle, r.started_at))
         for tid in p.replan:
             p.cancel_all.setdefault(tid, "re-planned")
+    check = sorted(p.unless_running - set(p.cancel_all))
+    if check:
+        running = await session.execute(
+            select(_STAGE.c.thread_id)
+            .where(
+                _STAGE.c.thread_id.in_(check),
+                _STAGE.c.state == "pending",
+                _STAGE.c.clock.in_(RESPONSE_CLOCKS),
+            )
+            .distinct()
+        )
+        for (tid,) in running.all():
+            p.starts[tid] = [s for s in p.starts.get(tid, []) if s[0] != NEXT_RESPONSE]
     restarted = [tid for tid, s in p.starts.items() if s and tid not in p.auto and tid not in p.priority]
     if restarted:  # a priority raised earlier still holds when a clock restarts
         raised = await session.execute(

@@ -149,6 +149,9 @@ async def test_clock_rules_on_storage(env: Any) -> None:
     await event(sessions, planner, SlaEvent("asker_reply", t, 12, T0 + timedelta(minutes=2)))
     nr = [s for s in await stages(sessions, 10) if s[1] == "next_response"]
     assert nr == [("default", "next_response", 12, a, "pending", "") for a in ("remind", "escalate")]
+    # writing again does not restart it: the wait counts from the first unanswered message
+    await event(sessions, planner, SlaEvent("asker_reply", t, 15, T0 + timedelta(minutes=3)))
+    assert [s for s in await stages(sessions, 10) if s[1] == "next_response"] == nr
 
     # solved stops everything; reopened restarts first response and resolution
     await event(sessions, planner, SlaEvent("solved", t, 13, T0 + timedelta(minutes=3)))
