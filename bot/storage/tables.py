@@ -154,7 +154,9 @@ class OutboxRow(SQLModel, table=True):
 metadata = SQLModel.metadata
 
 # tables defined in their own modules register on the same metadata (for Alembic)
-from bot.storage import knowledge_tables  # noqa: E402, F401
-from bot.storage import sla_tables  # noqa: E402, F401
-from bot.storage import web_tables  # noqa: E402, F401
-from bot.storage import community_tables  # noqa: E402, F401
+from bot.storage import (  # noqa: E402
+    community_tables,  # noqa: F401
+    knowledge_tables,  # noqa: F401
+    sla_tables,  # noqa: F401
+    web_tables,  # noqa: F401
+)
