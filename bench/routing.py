@@ -186,8 +186,9 @@ async def main() -> None:
         f"p95 {pct(times, 95):.3f} ms, p99 {pct(times, 99):.3f} ms, max {max(times):.3f} ms; "
         f"to staff (nobody fit): {to_staff}"
     )
+    load = os.getloadavg()[0]
     print(f"  CPU time per decision: p50 {statistics.median(cpu):.3f} ms, p95 {pct(cpu, 95):.3f} ms, "
-          f"p99 {pct(cpu, 99):.3f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+          f"p99 {pct(cpu, 99):.3f} ms; load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -253,6 +253,15 @@ def _register_sla() -> None:  # staff commands on escalations (bot/sla/cli.py, d
 _register_sla()
 
 
+def _register_community() -> None:  # reward export, leaderboards (bot/community/cli.py, docs/community.md)
+    from bot.community.cli import community_app
+
+    app.add_typer(community_app, name="community")
+
+
+_register_community()
+
+
 def main() -> None:
     try:
         app()

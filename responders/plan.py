@@ -219,6 +219,8 @@ def _tag_helpers(
         else (),
         purpose="tag_helpers",
     )
+    if message.kind is MessageKind.BUTTON:  # "Not yet": the helpers are tagged on the question itself
+        out = out.model_copy(update={"reply_to_id": thread.root_external_id})
     return Plan((out,), ThreadState.AWAITING_HELPER, (f"tagged {len(ctx.helpers)} helper(s)",))
 
 

@@ -258,7 +258,7 @@ async def test_one_person_on_two_platforms_is_one_helper(chat: Chat) -> None:
     assert await chat.scalar("select helper from community_identity where user_id = '7001'") == "Ann"
     assert (await chat.say("7001", "/stats", connector="dc")).startswith("Ann: 0 points")
     await chat.say("7001", "/topics export", connector="dc")  # one profile, whichever account changes it
-    assert "Your topics: export." == await chat.say("ann", "/topics")
+    assert await chat.say("ann", "/topics") == "Your topics: export."
     assert await chat.scalar("select count(*) from community_helper") == 1
 
 
@@ -270,7 +270,7 @@ async def test_kudos_points_leaderboard_and_export(chat: Chat) -> None:
     assert "Kudos to whom" in await chat.say("bob", "/kudos @nobody")
     assert await chat.scalar("select points from community_helper where name = 'Ann'") == 4
     board = await chat.say("cust", "/leaderboard week")
-    assert "This week:\n1. Ann — 4 pts" == board
+    assert board == "This week:\n1. Ann — 4 pts"
     async with chat.sessions() as s:
         assert [(r.helper, r.points) for r in await leaderboard(s)] == [("Ann", 4)]
         csv_text = await export_csv(s, "2026-11")

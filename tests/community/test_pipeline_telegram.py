@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from bot.cli import app as cli
+from bot.models import utcnow
 from bot.settings import Config, load_config
 from sandbox.telegram import FakeTelegram
 from sandbox.telegram.fake import SentMessage
@@ -22,7 +25,7 @@ from tests.pipeline.test_pipeline import eventually, running, scalar
 
 GROUP = -1001000000001
 STAFF = -1001000000009
-ANN, BO, CY, DI, EVE, GIL, ZED, FAY, SAM = 101, 102, 103, 104, 105, 106, 201, 202, 900
+ANN, BO, CY, DI, EVE, GIL, ZED, FAY, HAL, SAM = 101, 102, 103, 104, 105, 106, 201, 202, 203, 900
 
 CONFIG = """\
 data_dir: {data}
@@ -46,6 +49,8 @@ dispatcher:
   idle_poll: 50ms
   backoff_base: 100ms
   backoff_cap: 1s
+web:
+  enabled: false
 staff:
   connector: tg
   conversation: "{staff}"
@@ -97,7 +102,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     f = FakeTelegram()
     for uid, name in (
         (ANN, "ann"), (BO, "bo"), (CY, "cy"), (DI, "di"), (EVE, "eve"),
-        (GIL, "gil"), (ZED, "zed"), (FAY, "fay"), (SAM, "sam"),
+        (GIL, "gil"), (ZED, "zed"), (FAY, "fay"), (HAL, "hal"), (SAM, "sam"),
     ):  # fmt: skip
         f.add_user(uid, name.title(), f"{name}_helps")
     f.add_group(GROUP, "Support", username="acme_support")
@@ -173,5 +178,31 @@ async def test_tag_answer_solve_learn_and_auto_answer_with_credit(
         assert "Settings > Data > Export" in auto.text and "Ann" in auto.text, auto.text
         assert button(auto, "solved:") and button(auto, "notyet:")
 
+        # Fay confirms: the entry is accepted once more and Ann is credited for the auto-answer;
+        # the same phrasing does not pile up a copy in the knowledge base
+        fake.press(GROUP, auto.message_id, FAY, button(auto, "solved:"))
+        await eventually(db_url, f"select accepted from knowledge_entry where id = '{entry}'", 1)
+        await eventually(db_url, "select sum(points) from community_points where helper = 'Ann'", 15)
+        assert await scalar(db_url, "select count(*) from knowledge_entry") == 1
+
+        # Hal says "Not yet": helpers are tagged with the rejected match shown; the entry weighs less
+        hal = fake.post(GROUP, HAL, "How can I export the project list to a CSV spreadsheet?")
+        auto2 = await reply_to(fake, hal["message_id"])
+        fake.press(GROUP, auto2.message_id, HAL, button(auto2, "notyet:"))
+        retag = await reply_to(fake, hal["message_id"], lambda s: bool(s.mentioned_usernames))
+        assert f"kb#{entry} did not solve it" in retag.text, retag.text
+        assert len(retag.mentioned_usernames) == 2
+        await eventually(db_url, f"select rejected from knowledge_entry where id = '{entry}'", 1)
+
         stats = fake.post(GROUP, ANN, "/stats")
-        assert "12 points" in (await reply_to(fake, stats["message_id"])).text
+        assert "15 points" in (await reply_to(fake, stats["message_id"])).text
+    export = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["community", "export", "--period", utcnow().strftime("%Y-%m"), "--config", str(cfg.source)],
+        env={"TG_TOKEN": fake.token},
+    )
+    assert export.exit_code == 0, export.output
+    lines = export.output.splitlines()
+    assert lines[0] == "period,helper,points,awards,accepted,auto_accepted,first_response"
+    assert lines[1].split(",")[1:4] == ["Ann", "15", "3"]
