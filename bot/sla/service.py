@@ -8,6 +8,7 @@ stage that is due, however late) and several processes never share a job store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -82,6 +83,9 @@ class SlaService:
         """One scheduled run; then bring the job forward to the next due stage if that is sooner."""
         try:
             result = await self.tick()
+        except asyncio.CancelledError:  # shutdown: the transaction rolled back, nothing is lost
+            log.debug("sla sweep cancelled by shutdown")
+            return
         except Exception:
             log.exception("sla sweep failed (retried at the next run)")
             return
