@@ -66,7 +66,7 @@ async def main(args: argparse.Namespace) -> None:
     extra: dict[str, Any] = {
         "logging": {"level": "WARNING"},
         "web": {"enabled": False},
-        "pipeline": {"idle_poll": "20ms"},
+        "pipeline": {"idle_poll": "20ms", "triage": args.triage, "workers": args.workers},
         "dispatcher": {"idle_poll": "20ms", "concurrency": 64},
         "connectors": {"x": {"settings": {"poll_interval_active": 3.0, "poll_interval_idle": 3.0}}},
     }
@@ -198,6 +198,10 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--customers", type=int, default=0, help="distinct customers (default: one per question)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="pipeline.workers of the bot")
+    parser.add_argument(
+        "--triage", choices=("product", "rules"), default="product", help="rules: no matcher (tags helpers)"
     )
     parser.add_argument("--verbose", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -381,8 +381,15 @@ async def run_sandbox(
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), 1.0)
             else:
-                console.print(Panel(ep.dumps(), title="sandbox endpoints (Ctrl+C stops)", expand=False))
-                console.print(f"run the bot against it in another terminal: unsource run --config {path}")
+                (base_dir / "endpoints.json").write_text(ep.dumps(), "utf-8")
+                lines = [
+                    f"telegram:   {ep.telegram_url}  (token {ep.telegram_token}; test API /_sandbox/)",
+                    f"discord:    {ep.discord_api}  gateway {ep.discord_gateway}  (test API /_sandbox/)",
+                    f"x:          {ep.x_url}  (test API /_sandbox/)",
+                    f"all ids:    {base_dir / 'endpoints.json'}",
+                    f"run the bot against it: unsource run --config {path}",
+                ]
+                console.print(Panel("\n".join(lines), title="sandbox (Ctrl+C stops)", expand=False))
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 5.0)
