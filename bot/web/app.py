@@ -331,9 +331,15 @@ def create_app(
             show_snoozed=q.get("snoozed") == "1",
         )
 
+    options: dict[str, Any] = {"at": -1e9, "value": ([], [])}
+
     async def load_queue(request: Request) -> data.Queue:
         async with web.sessions() as s:
-            return await data.queue(s, web.settings, queue_filter(request), utcnow())
+            q = await data.queue(s, web.settings, queue_filter(request), utcnow())
+            if time.monotonic() - options["at"] > 60:  # filter choices: refreshed once a minute
+                options["value"], options["at"] = await data.filter_options(s), time.monotonic()
+        q.platforms, q.topics = options["value"]
+        return q
 
     def queue_ctx(request: Request, q: data.Queue) -> dict[str, Any]:
         rows = [
@@ -459,7 +465,7 @@ def create_app(
 
     @page(web)
     async def helpers_page(request: Request) -> Response:
-        span, raw = since_of(request, "30d")
+        span, raw = since_of(request, "7d")
         now = utcnow()
         async with web.sessions() as s:
             stats = await data.helpers(s, web.settings, now - span, now)

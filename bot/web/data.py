@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, case, column, func, select, table, update
+from sqlalchemy import ColumnElement, Table, and_, case, column, func, or_, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,16 +132,22 @@ async def queue(session: AsyncSession, settings: Settings, f: QueueFilter, now: 
         conds.append(THREAD.c.id.not_in(snoozed))
     rank = case(PRIORITY_RANK, value=THREAD.c.priority, else_=2)
     total = int((await session.execute(select(func.count()).select_from(THREAD).where(*conds))).scalar_one())
-    stmt = (
-        select(THREAD, MESSAGE.c.text, DECISION.c.payload)
-        .select_from(
-            THREAD.outerjoin(MESSAGE, MESSAGE.c.id == THREAD.c.root_message_id).outerjoin(
-                DECISION, DECISION.c.message_id == THREAD.c.root_message_id
-            )
-        )
+    # pick the page of ids from the thread table alone (index only), then join the texts for it
+    picked = (
+        select(THREAD.c.id)
         .where(*conds)
         .order_by(rank, THREAD.c.opened_at, THREAD.c.id)
         .limit(f.limit)
+        .subquery()
+    )
+    stmt = (
+        select(THREAD, MESSAGE.c.text, DECISION.c.payload)
+        .select_from(
+            THREAD.join(picked, picked.c.id == THREAD.c.id)
+            .outerjoin(MESSAGE, MESSAGE.c.id == THREAD.c.root_message_id)
+            .outerjoin(DECISION, DECISION.c.message_id == THREAD.c.root_message_id)
+        )
+        .order_by(rank, THREAD.c.opened_at, THREAD.c.id)
     )
     rows = (await session.execute(stmt)).all()
     ids = [int(r.id) for r in rows]
@@ -220,11 +226,16 @@ async def queue(session: AsyncSession, settings: Settings, f: QueueFilter, now: 
                 snoozed_until=_aware(x.snoozed_until) if x is not None and x.snoozed_until else None,
             )
         )
+    return Queue(out, total)
+
+
+async def filter_options(session: AsyncSession) -> tuple[list[str], list[str]]:
+    """Platforms and topics seen in threads (for the queue's filters; the app caches them)."""
     platforms = sorted(
         str(p) for p in (await session.execute(select(THREAD.c.platform).distinct())).scalars()
     )
     topics = sorted(str(t) for t in (await session.execute(select(THREAD.c.topic).distinct())).scalars() if t)
-    return Queue(out, total, platforms, topics)
+    return platforms, topics
 
 
 def _aware(value: Any) -> Any:
@@ -419,49 +430,67 @@ def available(h: HelperEntry, now: datetime) -> bool:
 async def helpers(
     session: AsyncSession, settings: Settings, since: datetime, now: datetime
 ) -> list[HelperStat]:
-    out: list[HelperStat] = []
-    points = await _kudos(session)
-    for h in settings.helpers:
-        pairs = list(h.identities.items())
-        replies = threads = solved = load = 0
-        if pairs:
-            from sqlalchemy import and_, or_
+    """Leaderboard rows: two grouped queries for everyone (covering index ``ix_message_author``),
+    plus points/acceptance from the community table when it exists."""
+    from bot.analytics.queries import authored_by
 
-            who = or_(*(and_(MESSAGE.c.connector_id == c, MESSAGE.c.author_id == a) for c, a in pairs))
-            row = (
-                await session.execute(
-                    select(func.count(), func.count(MESSAGE.c.thread_id.distinct())).where(
-                        who, MESSAGE.c.sent_at >= since
-                    )
+    owner = {(c, a): h.name for h in settings.helpers for c, a in h.identities.items()}
+    replies: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    solved: Counter[str] = Counter()
+    load: Counter[str] = Counter()
+    if owner:
+        who = authored_by(sorted(owner))
+        recent = MESSAGE.c.sent_at >= since
+        for cid, aid, n, t in (
+            await session.execute(
+                select(
+                    MESSAGE.c.connector_id,
+                    MESSAGE.c.author_id,
+                    func.count(),
+                    func.count(MESSAGE.c.thread_id.distinct()),
                 )
-            ).one()
-            replies, threads = int(row[0]), int(row[1])
-            touched = select(MESSAGE.c.thread_id).where(who, MESSAGE.c.thread_id.is_not(None))
-            solved = int(
-                (
-                    await session.execute(
-                        select(func.count()).where(
-                            THREAD.c.id.in_(touched),
-                            THREAD.c.state.in_(("solved", "closed")),
-                            THREAD.c.solved_at >= since,
-                        )
-                    )
-                ).scalar_one()
+                .where(who, recent)
+                .group_by(MESSAGE.c.connector_id, MESSAGE.c.author_id)
             )
-            load = int(
-                (
-                    await session.execute(
-                        select(func.count()).where(THREAD.c.id.in_(touched), THREAD.c.state.in_(OPEN_STATES))
-                    )
-                ).scalar_one()
+        ).all():
+            replies[owner[(cid, aid)]] += int(n)
+            threads[owner[(cid, aid)]] += int(t)
+        # threads they wrote in during the period: now open (their load) or solved in it
+        touched = (
+            select(MESSAGE.c.connector_id, MESSAGE.c.author_id, MESSAGE.c.thread_id)
+            .where(who, recent, MESSAGE.c.thread_id.is_not(None))
+            .distinct()
+            .subquery()
+        )
+        is_open = THREAD.c.state.in_(OPEN_STATES)
+        for cid, aid, open_, n in (
+            await session.execute(
+                select(touched.c.connector_id, touched.c.author_id, is_open, func.count())
+                .select_from(touched.join(THREAD, THREAD.c.id == touched.c.thread_id))
+                .where(
+                    or_(is_open, and_(THREAD.c.state.in_(("solved", "closed")), THREAD.c.solved_at >= since))
+                )
+                .group_by(touched.c.connector_id, touched.c.author_id, is_open)
             )
+        ).all():
+            (load if open_ else solved)[owner[(cid, aid)]] += int(n)
+    community = await _community(session)
+    out: list[HelperStat] = []
+    for h in settings.helpers:
+        c = community.get(h.name, {})
         flags: list[str] = []
-        if h.role == "helper" and replies == 0:
+        if h.role == "helper" and replies[h.name] == 0:
             flags.append("no replies in this period")
-        if load > h.max_open:
-            flags.append(f"over capacity ({load} open > {h.max_open})")
-        if threads >= 5 and solved / threads < 0.3:
+        if load[h.name] > h.max_open:
+            flags.append(f"over capacity ({load[h.name]} open > {h.max_open})")
+        if threads[h.name] >= 5 and solved[h.name] / threads[h.name] < 0.3:
             flags.append("few threads solved")
+        accepted, rejected = int(c.get("accepted") or 0), int(c.get("rejected") or 0)
+        if rejected >= 3 and rejected > accepted:
+            flags.append(f"answers rejected more than accepted ({rejected}/{accepted})")
+        if c.get("away"):
+            flags.append("away")
         out.append(
             HelperStat(
                 name=h.name,
@@ -469,33 +498,28 @@ async def helpers(
                 topics=tuple(h.topics),
                 languages=tuple(h.languages),
                 hours=f"{h.hours} {h.timezone}" if h.hours else "any time",
-                available_now=available(h, now),
-                replies=replies,
-                threads=threads,
-                solved=solved,
-                open_load=load,
+                available_now=available(h, now) and not c.get("away"),
+                replies=replies[h.name],
+                threads=threads[h.name],
+                solved=solved[h.name],
+                open_load=load[h.name],
                 max_open=h.max_open,
-                points=points.get(h.name),
+                points=float(c["points"]) if c.get("points") is not None else None,
                 flags=tuple(flags),
             )
         )
     return sorted(out, key=lambda s: (-(s.points or 0), -s.solved, -s.replies, s.name))
 
 
-async def _kudos(session: AsyncSession) -> dict[str, float]:
-    """Points per helper name from a kudos table, when one exists (name ~ helper, points)."""
-    for name in ("helper_kudos", "kudos", "helper_points"):
-        cols = await table_columns(session, name)
-        if not cols:
-            continue
-        who = next((c for c in ("helper", "helper_name", "name") if c in cols), None)
-        pts = next((c for c in ("points", "delta", "score") if c in cols), None)
-        if who is None or pts is None:
-            continue
-        t = table(name, column(who), column(pts))
-        rows = (await session.execute(select(t.c[who], func.sum(t.c[pts])).group_by(t.c[who]))).all()
-        return {str(r[0]): float(r[1] or 0) for r in rows}
-    return {}
+async def _community(session: AsyncSession) -> dict[str, dict[str, Any]]:
+    """Points, acceptance and away state per helper name from the community table, if present."""
+    cols = await table_columns(session, "community_helper")
+    if "name" not in cols:
+        return {}
+    wanted = [c for c in ("points", "accepted", "rejected", "away") if c in cols]
+    t = table("community_helper", column("name"), *(column(c) for c in wanted))
+    rows = (await session.execute(select(t))).mappings().all()
+    return {str(r["name"]): dict(r) for r in rows}
 
 
 # ------------------------------------------------------------------ knowledge
