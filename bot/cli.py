@@ -262,6 +262,17 @@ def _register_community() -> None:  # reward export, leaderboards (bot/community
 _register_community()
 
 
+def _register_reports() -> None:  # dashboard figures: terminal and HTML (bot/commands, docs/dashboard.md)
+    from bot.commands.report import report_cli
+    from bot.commands.stats import stats_cli
+
+    app.command("stats")(stats_cli)
+    app.command("report")(report_cli)
+
+
+_register_reports()
+
+
 def main() -> None:
     try:
         app()
