@@ -397,6 +397,10 @@ class CommunitySettings(Section):
         default=False, description="announce a rank-up (once) where the helper is active"
     )
     helpful_reactions: list[str] = Field(default_factory=lambda: ["👍", "❤️", "🙏"])
+    claim_reactions: list[str] = Field(
+        default_factory=lambda: ["🙋", "✋"], description="a helper takes the thread"
+    )
+    decline_reactions: list[str] = Field(default_factory=lambda: ["🙅", "⏭️"], description="a helper passes")
     flag_after_rejections: int = Field(default=3, ge=1)
     flag_below_acceptance: float = Field(default=0.34, ge=0, le=1)
     merge_confidence: float = Field(

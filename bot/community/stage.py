@@ -417,7 +417,13 @@ class CommunityBatch:
         ):
             self._answered(thread, message, message_id)
         if message.kind is MessageKind.REACTION and message.target_id:
-            await self._reaction(s, message, thread, role)
+            emoji = message.reaction or ""
+            if role == "helper" and emoji in self.s.claim_reactions:
+                await self._claim_or_decline(s, message, thread, "claim", message_id)
+            elif role == "helper" and emoji in self.s.decline_reactions:
+                await self._claim_or_decline(s, message, thread, "decline", message_id)
+            else:
+                await self._reaction(s, message, thread, role)
         if plan.state is ThreadState.SOLVED and thread.state is not ThreadState.SOLVED:
             await self._solve(s, thread, role, message)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.models import InboundMessage, Mention, ThreadView
@@ -34,28 +33,17 @@ class Directory:
         seed: int,
         n: int = 2,
     ) -> tuple[Mention, ...]:
-        """First rule (the routing issue replaces it): helpers on this connector, not the asker,
-        preferring the topic and language, rotated by ``seed`` so load spreads."""
-        pool: list[tuple[int, HelperEntry]] = []
-        for h in self.helpers:
-            uid = h.identities.get(connector_id)
-            if h.role != "helper" or uid is None or uid == asker_id or h.max_open == 0:
-                continue
-            score = (2 if topic and topic in h.topics else 0) + (
-                1 if language and language in h.languages else 0
-            )
-            pool.append((score, h))
-        if not pool:
-            return ()
-        pool.sort(key=lambda p: -p[0])
-        best = max(p[0] for p in pool)
-        top = [h for s, h in pool if s == best]
-        rest = [h for s, h in pool if s != best]
-        k = seed % len(top)
-        ordered: Sequence[HelperEntry] = top[k:] + top[:k] + rest
+        """Helpers for a question by the routing rules (triage/route.py) on the config profiles
+        alone: expertise, language, hours, never the asker. The worker routes with the database's
+        view too (load, fairness, quality, away, self-service profiles: bot/community)."""
+        from bot.community.profiles import from_config
+        from bot.models import utcnow
+        from triage.route import Pool, Question, RouteSettings, route
+
+        pool = Pool((from_config(h) for h in self.helpers), {}, RouteSettings(default_n=n))
+        q = Question(connector_id=connector_id, asker_id=asker_id, topic=topic, language=language)
+        del seed  # routing is deterministic; fairness comes from the database's last-tagged times
         return tuple(
-            Mention(
-                user_id=h.identities[connector_id], handle=h.handles.get(connector_id), display_name=h.name
-            )
-            for h in ordered[:n]
+            Mention(user_id=p.user_id, handle=p.handle, display_name=p.display)
+            for p in route(pool, q, utcnow(), RouteSettings(default_n=n), n=n).picks
         )

@@ -87,6 +87,23 @@ async def test_decline_keyword_solve_learn_redacted_and_rank_up_once(tmp_path: P
         [retag] = [r for r in read_out(out) if r["idempotency_key"] == "t1:decline:d1"]
         assert [m["user_id"] for m in retag["mentions"]] == [other]
         assert "you help with any topic" in retag["text"]
+        # ... who claims it with a reaction on the question
+        append(
+            data / "in.jsonl",
+            [
+                {
+                    "id": "c1",
+                    "author": other,
+                    "kind": "reaction",
+                    "reaction": "🙋",
+                    "target_id": "q1",
+                    "text": "",
+                }
+            ],
+        )
+        await eventually(
+            db_url, f"select state from community_tag where helper = '{other.title()}'", "claimed"
+        )
         # the other answers (with an email address in it); the asker says thanks in their words
         append(
             data / "in.jsonl",
