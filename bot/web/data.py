@@ -594,9 +594,9 @@ class MetricsData:
 async def metrics_data(session: AsyncSession) -> MetricsData:
     ins = (
         await session.execute(
-            select(MESSAGE.c.connector_id, func.count())
-            .where(MESSAGE.c.author_is_bot.is_(False))
-            .group_by(MESSAGE.c.connector_id)
+            # every stored inbound event (index-only count; includes the bot's own posts when a
+            # platform echoes them: filtering on author_is_bot would scan the whole table)
+            select(MESSAGE.c.connector_id, func.count()).group_by(MESSAGE.c.connector_id)
         )
     ).all()
     outs = (

@@ -25,7 +25,11 @@ class _Snapshot(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
-        c = CounterMetricFamily("unsource_messages_in", "Inbound messages stored", labels=["connector"])
+        c = CounterMetricFamily(
+            "unsource_messages_in",
+            "Inbound events stored (the bot's own posts too when a platform echoes them)",
+            labels=["connector"],
+        )
         for k, v in sorted(m.messages_in.items()):
             c.add_metric([k], v)
         yield c
