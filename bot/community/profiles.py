@@ -183,7 +183,9 @@ def build_roster(
 async def load_roster(session: AsyncSession, base: Mapping[str, HelperProfile]) -> Roster:
     """Four reads: helper rows, identities, open loads, per-topic history (``base``: config helpers,
     see :func:`base_profiles`)."""
-    rows = (await session.execute(select(_HELPER))).all()
+    rows = (
+        await session.execute(select(*(c for c in _HELPER.c if c.name not in ("created_at", "updated_at"))))
+    ).all()
     identities = (await session.execute(select(_IDENTITY))).all()
     loads = (
         await session.execute(

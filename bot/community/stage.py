@@ -274,8 +274,9 @@ class CommunityBatch:
         thread: ThreadView | None,
         by: str | None = None,
     ) -> None:
-        if points <= 0 or helper not in self.roster.helpers:
-            return
+        rec = self.roster.helpers.get(helper)
+        if points <= 0 or rec is None or rec.profile.role == "staff":
+            return  # staff answer as their job: points are for the community
         self.awards.append(
             {
                 "key": key[:255],
@@ -949,6 +950,8 @@ class CommunityBatch:
             return "Kudos to whom? /kudos @helper, or reply to their message with /kudos."
         if rec.profile.identities.get(m.connector_id) == m.author.id:
             return "Nice try! Kudos are for others."
+        if rec.profile.role == "staff":
+            return f"Thanks, passed on to {rec.profile.display} (staff don't collect points)."
         self._award(
             rec.profile.key,
             self.s.points.kudos,

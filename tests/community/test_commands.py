@@ -268,6 +268,7 @@ async def test_kudos_points_leaderboard_and_export(chat: Chat) -> None:
     _, m = await chat.message("ann", "try clearing the cache")
     assert "Kudos to Ann" in await chat.say("bob", "/kudos", reply_to=m.external_id)
     assert "Kudos to whom" in await chat.say("bob", "/kudos @nobody")
+    assert "staff don't collect points" in await chat.say("bob", "/kudos @sam")
     assert await chat.scalar("select points from community_helper where name = 'Ann'") == 4
     board = await chat.say("cust", "/leaderboard week")
     assert board == "This week:\n1. Ann — 4 pts"
