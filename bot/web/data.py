@@ -158,7 +158,10 @@ async def queue(session: AsyncSession, settings: Settings, f: QueueFilter, now: 
         tags = (
             await session.execute(
                 select(OUTBOX.c.thread_id, OUTBOX.c.payload)
-                .where(OUTBOX.c.thread_id.in_(ids), OUTBOX.c.purpose.in_(("tag_helpers", "reassign")))
+                .where(
+                    OUTBOX.c.thread_id.in_(ids),
+                    OUTBOX.c.purpose.in_(("tag_helpers", "reassign", "sla_assign")),
+                )
                 .order_by(OUTBOX.c.id)
             )
         ).all()
@@ -333,8 +336,25 @@ async def _sla_thread_upsert(session: AsyncSession, thread_id: int, **values: An
     return True
 
 
+def _sla_commands() -> Any:
+    """The SLA engine's staff commands when that part is installed (snooze shifts its pending
+    deadlines, assign notifies privately for private threads); None otherwise."""
+    try:
+        from bot.sla import commands
+    except ImportError:  # pragma: no cover - the SLA part ships with the bot
+        return None
+    return commands
+
+
 async def snooze(session: AsyncSession, thread_id: int, until: datetime, actor: str) -> bool:
-    if not await _sla_thread_upsert(session, thread_id, snoozed_until=until):
+    sla = _sla_commands()
+    if sla is not None and await has_table(session, "sla_stage"):
+        now = utcnow()
+        try:
+            await sla.snooze(session, thread_id, until - now, actor, now)
+        except sla.SlaCommandError:
+            return False
+    elif not await _sla_thread_upsert(session, thread_id, snoozed_until=until):
         return False
     await record(session, thread_id, actor, "snooze", until=until.isoformat())
     return True
@@ -343,28 +363,39 @@ async def snooze(session: AsyncSession, thread_id: int, until: datetime, actor: 
 async def reassign(
     session: AsyncSession, thread_id: int, helper: HelperEntry, actor: str, nonce: str
 ) -> str | None:
-    """Tag ``helper`` in the thread through the bot (an outbox row); note the assignee. Returns
-    the idempotency key, or None when the helper has no identity on the thread's connector."""
+    """Hand the thread to ``helper`` and notify them through the bot (an outbox row): in the
+    thread, or privately when the thread is private or sensitive. Returns the outbox key, or
+    None when the helper has no identity on the thread's connector."""
     t = (await session.execute(select(THREAD).where(THREAD.c.id == thread_id))).first()
     if t is None or t.connector_id not in helper.identities:
         return None
+    sla = _sla_commands()
+    if sla is not None and await has_table(session, "sla_thread"):
+        from bot.pipeline.roles import Directory
+
+        msg = await sla.assign(
+            session, thread_id, helper.name, directory=Directory((helper,)), by=actor, now=utcnow()
+        )
+        await record(session, thread_id, actor, "reassign", helper=helper.name, key=msg.idempotency_key)
+        return str(msg.idempotency_key)
     from bot.models import Mention
 
+    uid = helper.identities[t.connector_id]
+    private = bool(t.is_private or t.sensitive)
     key = f"t{thread_id}:web:reassign:{nonce}"
     msg = OutboundMessage(
         idempotency_key=key,
         connector_id=t.connector_id,
-        conversation_id=t.conversation_id,
-        thread_ref=t.thread_ref,
-        reply_to_id=t.root_external_id,
-        text="Could you take a look at this one?",
-        mentions=(
-            Mention(
-                user_id=helper.identities[t.connector_id],
-                handle=helper.handles.get(t.connector_id),
-                display_name=helper.name,
-            ),
-        ),
+        conversation_id=uid if private else t.conversation_id,
+        thread_ref=None if private else t.thread_ref,
+        reply_to_id=None if private else t.root_external_id,
+        text=f"You have been assigned thread #{thread_id} by {actor}."
+        if private
+        else "Could you take a look at this one?",
+        mentions=()
+        if private
+        else (Mention(user_id=uid, handle=helper.handles.get(t.connector_id), display_name=helper.name),),
+        private_to=uid if private else None,
         purpose="reassign",
     )
     await outbox.enqueue(session, [msg], thread_id=thread_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -155,13 +156,10 @@ async def test_reassign_tags_the_helper_and_sets_the_assignee(site: Site) -> Non
     assert r.status_code == 303
     assert await scalar(site, f"select assignee from sla_thread where thread_id = {tid}") == "Bo"
     payload = await scalar(
-        site, f"select payload from outbox where purpose = 'reassign' and thread_id = {tid}"
+        site, f"select payload from outbox where purpose in ('sla_assign', 'reassign') and thread_id = {tid}"
     )
-    assert (
-        '"user_id": "bo"' in str(payload)
-        or "'user_id': 'bo'" in str(payload)
-        or '"user_id":"bo"' in str(payload)
-    )
+    mentions = (json.loads(payload) if isinstance(payload, str) else payload)["mentions"]
+    assert [m["user_id"] for m in mentions] == ["bo"]
     queue = (await staff.get("/queue")).text
     assert "→ Bo" in queue
 
@@ -300,3 +298,19 @@ async def test_metrics_in_prometheus_format(site: Site, tmp_path: Path) -> None:
     assert samples[("unsource_platform_rate_limited_total", (("connector", "x"),))] == 3
     assert samples[("unsource_sla_breaches_total", ())] == 0
     assert samples[("unsource_open_threads", ())] == 5
+
+
+async def test_reassigning_a_private_thread_notifies_the_helper_privately(site: Site) -> None:
+    tid = site.seeded.ids["private"]
+    staff = await signed_in(site.app, "sam")
+    page = (await staff.get(f"/thread/{tid}")).text
+    nonce = re.search(r'name="nonce" value="([0-9a-f]+)"', page)
+    assert nonce
+    form = {"csrf": csrf_of(page), "nonce": nonce.group(1), "helper": "Bo"}
+    assert (await staff.post(f"/thread/{tid}/reassign", data=form)).status_code == 303
+    raw = await scalar(
+        site, f"select payload from outbox where thread_id = {tid} and purpose != 'tag_helpers'"
+    )
+    payload = json.loads(raw) if isinstance(raw, str) else raw
+    assert payload["private_to"] == "bo" and payload["mentions"] == []
+    assert "4111" not in payload["text"]
