@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -167,6 +167,7 @@ class CommunityBatch:
         self._facts_cache: dict[int, _Facts] = {}
         self._declined: dict[int, set[str]] = {}
         self._tagged: dict[int, set[str]] = {}
+        self._here: ThreadState | None = None  # a state a command set on its own thread
 
     # ------------------------------------------------------------------ who
 
@@ -391,12 +392,17 @@ class CommunityBatch:
         command: cmds.Command | None,
         message_id: int,
         prepared: Prepared | None,
-    ) -> None:
+    ) -> Plan:
+        """Record what ``message`` changed; return the plan (a command on the thread it was sent
+        in, like /solved or /reopen, changes the plan's state so the SLA clocks follow)."""
         if command is not None:
+            self._here = None
             await self._run_command(s, message, thread, command, message_id)
-            return
+            if self._here is not None:
+                return replace(plan, state=self._here, notes=(*plan.notes, f"/{command.name}"))
+            return plan
         if thread is None:
-            return
+            return plan
         action, _, tid = (message.button_data or "").partition(":")
         if message.kind is MessageKind.BUTTON and tid == str(thread.id):
             if action in ("claim", "decline"):
@@ -427,6 +433,7 @@ class CommunityBatch:
                 await self._reaction(s, message, thread, role)
         if plan.state is ThreadState.SOLVED and thread.state is not ThreadState.SOLVED:
             await self._solve(s, thread, role, message)
+        return plan
 
     def _answered(self, thread: ThreadView, message: InboundMessage, message_id: int) -> None:
         rec = self.record(message)
@@ -1008,11 +1015,7 @@ class CommunityBatch:
         if target.state is ThreadState.SOLVED:
             return f"Thread #{target.id} is already solved."
         await self._solve(s, target, "staff" if caller == "staff" else "asker", None)
-        self.thread_states[target.id] = {
-            "tid": target.id,
-            "state": ThreadState.SOLVED.value,
-            "solved": self.now,
-        }
+        self._set_state(t, target, ThreadState.SOLVED)
         return f"Marked thread #{target.id} as solved. Thanks!"
 
     async def _cmd_reopen(
@@ -1021,12 +1024,18 @@ class CommunityBatch:
         target = await self._thread_for(s, t, args)
         if target is None:
             return "Which thread? /reopen 123."
+        self._set_state(t, target, ThreadState.REOPENED)
+        return f"Reopened thread #{target.id}."
+
+    def _set_state(self, here: ThreadView | None, target: ThreadView, state: ThreadState) -> None:
+        if here is not None and here.id == target.id:
+            self._here = state  # the worker writes it (and the SLA hooks see it)
+            return
         self.thread_states[target.id] = {
             "tid": target.id,
-            "state": ThreadState.REOPENED.value,
-            "solved": None,
+            "state": state.value,
+            "solved": self.now if state is ThreadState.SOLVED else None,
         }
-        return f"Reopened thread #{target.id}."
 
     async def _cmd_retire(
         self, s: AsyncSession, m: InboundMessage, t: ThreadView | None, args: tuple[str, ...], cause: int

@@ -266,7 +266,7 @@ class Worker:
         )
         p = plan(decision, thread, message, ctx)
         if cm is not None:
-            await cm.after(
+            p = await cm.after(
                 s,
                 message,
                 thread,

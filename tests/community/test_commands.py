@@ -169,7 +169,7 @@ class Chat:
             batch = await self.env.for_batch(s, holder, NOW)
             command = batch.command(m)
             assert command is not None, body
-            await batch.after(
+            planned = await batch.after(
                 s,
                 m,
                 thread,
@@ -181,6 +181,10 @@ class Chat:
                 prepared=None,
             )
             await batch.write(s)
+            if planned.state is not None and thread is not None:  # as the worker writes a plan's state
+                await s.execute(
+                    text(f"update thread set state = '{planned.state.value}' where id = {thread.id}")
+                )
         return "\n".join(o.text for o, _, _ in batch.outbound)
 
     async def scalar(self, sql: str) -> object:
