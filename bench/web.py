@@ -257,7 +257,7 @@ async def measure(url: str, tmp: Path, threads: int, rounds: int) -> None:
     console.print(table)
 
 
-async def main() -> None:
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=5)
@@ -265,28 +265,29 @@ async def main() -> None:
     ap.add_argument("--db", type=Path, help="SQLite file to keep between runs (seeded only if missing)")
     args = ap.parse_args()
     now = datetime.now(UTC)
+
+    async def run(url: str, tmp: Path, fresh: bool) -> None:
+        await migrate.upgrade(url)
+        if fresh:
+            await seed(url, args.threads, now)
+        await measure(url, tmp, args.threads, args.rounds)
+
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.pg:
             from tests.conftest import fresh_pg_url
 
-            gen = fresh_pg_url(args.pg)
+            gen = fresh_pg_url(args.pg)  # creates (and at the end drops) a database
             url = next(gen)
-        else:
-            path = args.db or tmp / "bench.db"
-            fresh = not path.exists()
-            url = f"sqlite+aiosqlite:///{path}"
-            gen = None
-        try:
-            await migrate.upgrade(url)
-            if gen is not None or fresh:
-                await seed(url, args.threads, now)
-            await measure(url, tmp, args.threads, args.rounds)
-        finally:
-            if gen is not None:
+            try:
+                asyncio.run(run(url, tmp, True))
+            finally:
                 for _ in gen:
                     pass
+        else:
+            path = args.db or tmp / "bench.db"
+            asyncio.run(run(f"sqlite+aiosqlite:///{path}", tmp, not path.exists()))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

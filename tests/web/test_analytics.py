@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from bot.analytics.alerts import post_spike_alerts
-from bot.analytics.spikes import SpikeParams, detect, negbin_sf, poisson_sf, tail_probability
+from bot.analytics.spikes import Spike, SpikeParams, detect, negbin_sf, poisson_sf, tail_probability
 from bot.analytics.stats import (
     PolicyTarget,
     ThreadFact,
@@ -21,7 +21,7 @@ from bot.analytics.stats import (
     percentile,
     sla,
 )
-from bot.analytics.trends import terms_of
+from bot.analytics.trends import Trend, cluster, terms_of
 from bot.storage.engine import create_engine, session_factory
 from bot.storage.tables import MessageRow, OutboxRow, ThreadRow
 from tests.web.conftest import Site
@@ -287,3 +287,45 @@ async def test_sql_overview_equals_the_python_rules(site: Site) -> None:
             reference = await load_overview_from_facts(s, site.config.settings, now - span, now)
             assert fast == reference, span
             assert fast.total == (5 if span.days else 3) + (1 if span.days == 30 else 0)
+
+
+def _trend(kind: str, name: str, recent: set[int], spiking: bool = True) -> Trend:
+    counts = [1] * 30 + ([9] if spiking else [1])
+    spikes = [Spike(30, 30, 30, 9, 1.0, 1e-6)] if spiking else []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    starts = [start + timedelta(hours=i) for i in range(len(counts))]
+    return Trend(kind, name, counts, starts, spikes, frozenset(recent))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("terms", "topics", "expected_terms", "covered"),
+    [
+        # the same questions -> one cluster; a different set stays apart
+        (
+            [("crash", {1, 2, 3, 4}), ("upload", {1, 2, 3}), ("refund", {8, 9, 10})],
+            [],
+            [("crash", ("crash", "upload")), ("refund", ("refund",))],
+            {},
+        ),
+        # a cluster that is the questions of a spiking topic is folded into it
+        (
+            [("charged", {1, 2, 3}), ("twice", {1, 2, 3})],
+            [("billing", {1, 2, 3, 4})],
+            [("charged", ("charged", "twice"))],
+            {"charged": "billing"},
+        ),
+    ],
+)
+def test_cluster(
+    terms: list[tuple[str, set[int]]],
+    topics: list[tuple[str, set[int]]],
+    expected_terms: list[tuple[str, tuple[str, ...]]],
+    covered: dict[str, str],
+) -> None:
+    out_topics, out_terms = cluster(
+        [_trend("topic", n, r) for n, r in topics], [_trend("term", n, r) for n, r in terms]
+    )
+    assert [(t.name, t.words) for t in out_terms] == expected_terms
+    assert {t.name: t.covered_by for t in out_terms if t.covered_by} == covered
+    for t in out_topics:
+        assert set(t.words) == {w for c in out_terms if c.covered_by == t.name for w in c.words}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,13 @@ from tests.web.seed import PASSWORDS, TG_TOKEN, users_env
 async def scalar(site: Site, sql: str) -> object:
     async with site.engine.connect() as c:
         return (await c.execute(text(sql))).scalar()
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """A JSON column as read with text(): a str on SQLite, a dict on PostgreSQL."""
+    out = json.loads(value) if isinstance(value, str) else value
+    assert isinstance(out, dict)
+    return out
 
 
 def tile(html: str, testid: str) -> str:
@@ -158,7 +166,7 @@ async def test_reassign_tags_the_helper_and_sets_the_assignee(site: Site) -> Non
     payload = await scalar(
         site, f"select payload from outbox where purpose in ('sla_assign', 'reassign') and thread_id = {tid}"
     )
-    mentions = (json.loads(payload) if isinstance(payload, str) else payload)["mentions"]
+    mentions = as_dict(payload)["mentions"]
     assert [m["user_id"] for m in mentions] == ["bo"]
     queue = (await staff.get("/queue")).text
     assert "→ Bo" in queue
@@ -311,6 +319,6 @@ async def test_reassigning_a_private_thread_notifies_the_helper_privately(site: 
     raw = await scalar(
         site, f"select payload from outbox where thread_id = {tid} and purpose != 'tag_helpers'"
     )
-    payload = json.loads(raw) if isinstance(raw, str) else raw
+    payload = as_dict(raw)
     assert payload["private_to"] == "bo" and payload["mentions"] == []
     assert "4111" not in payload["text"]
