@@ -325,13 +325,15 @@ class KnowledgeIndex:
             qvecs = self.encoder.encode([text, title] if titled and title else [text])
             if self._partitions is not None and candidates is None:
                 # Scan the nearest partitions plus the best lexical entries, not the whole base.
-                scan = [self._partitions.probe(qvecs[0], self._nprobe())]
-                if matcher != "dense":
-                    scan.append(np.argpartition(-lexical, min(p.pool, n - 1))[: p.pool].astype(np.int64))
-                rows = np.unique(np.concatenate(scan))
-                rows = rows[self._alive[rows]]
                 pool_mask = np.zeros(n, dtype=bool)
-                pool_mask[rows] = True
+                pool_mask[self._partitions.probe(qvecs[0], self._nprobe())] = True
+                if matcher != "dense":
+                    hits = np.flatnonzero(lexical)
+                    if len(hits) > p.pool:
+                        hits = hits[np.argpartition(-lexical[hits], p.pool - 1)[: p.pool]]
+                    pool_mask[hits] = True
+                pool_mask &= self._alive[:n]
+                rows = np.flatnonzero(pool_mask)
             else:
                 rows = np.flatnonzero(pool_mask)
             if len(rows) > n // 4:
