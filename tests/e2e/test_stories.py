@@ -195,3 +195,42 @@ def _replied_to(p: dict[str, object]) -> str | None:
             if r.get("type") == "replied_to":
                 return str(r["id"])
     return None
+
+
+async def test_the_simulated_community_gets_answers_on_all_three_platforms(
+    tmp_path: Path, db_url: str
+) -> None:
+    import asyncio
+
+    from bot.sandbox_mode import read_summary
+    from sandbox.community import Community, Pace
+
+    pace = Pace(ask_every=0.3, helper_delay=(0.5, 1.0), confirm_delay=(0.3, 0.6), watch_every=0.3)
+    async with stack(tmp_path, db_url) as s:
+        community = Community(s.ep, pace=pace, seed=7)
+        stop = asyncio.Event()
+        task = asyncio.create_task(community.run(stop))
+        engine = create_engine(s.config.settings.storage.url)
+        try:
+
+            async def progressed() -> bool:
+                summary = await read_summary(engine)
+                return (
+                    set(summary.questions) >= {"telegram", "discord", "x"}
+                    and summary.auto_answered > 0
+                    and summary.helpers_tagged > 0
+                    and summary.solved > 0
+                )
+
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 60
+            while not await progressed():
+                assert loop.time() < end, (await read_summary(engine), community.counts())
+                await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await task
+            await engine.dispose()
+        counts = community.counts()
+        assert counts["asked_telegram"] and counts["asked_discord"] and counts["asked_x"]
+        assert counts.get("confirmed_solved", 0) + counts.get("said_not_yet", 0) > 0
