@@ -147,7 +147,6 @@ async def thread_facts(
 ) -> list[ThreadFact]:
     dia = dialect(session)
     staff = await threads_written_in(session, identity_pairs(settings, "staff"), since)
-    helpers = await threads_written_in(session, identity_pairs(settings, "helper"), since)
     opening = DECISION.alias("d")
     stmt = (
         select(
@@ -180,7 +179,8 @@ async def thread_facts(
             response_s=None if r[9] is None else float(r[9]),
             age_s=float(r[10] or 0.0),
             staff_touched=r[0] in staff,
-            helper_touched=r[0] in helpers,
+            # a human (helper or staff) answered: the pipeline records the first such reply
+            helper_touched=r[9] is not None,
         )
         for r in rows
     ]
@@ -263,7 +263,7 @@ async def load_overview(
     unit = unit_for(now - since)
     policies = policy_targets(settings)
 
-    def written_by(role: Literal["helper", "staff"]) -> ColumnElement[bool]:
+    def written_by(role: Literal["staff"]) -> ColumnElement[bool]:
         pairs = identity_pairs(settings, role)
         if not pairs:
             return false()
@@ -283,7 +283,6 @@ async def load_overview(
         else_="other",
     )
     staff = written_by("staff")
-    helper = written_by("helper")
     resp = seconds_between(dia, THREAD.c.first_response_at, THREAD.c.opened_at)
     age = seconds_since(dia, THREAD.c.opened_at, now)
     inner = (
@@ -293,7 +292,7 @@ async def load_overview(
             THREAD.c.state.label("state"),
             kind.label("kind"),
             case((staff, 1), else_=0).label("staff"),
-            case((helper, 1), else_=0).label("helper"),
+            case((THREAD.c.first_response_at.is_not(None), 1), else_=0).label("helper"),
             resp.label("resp"),
             age.label("age"),
             _policy_target(policies).label("target"),

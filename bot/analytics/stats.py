@@ -4,8 +4,9 @@ Definitions (also in docs/dashboard.md):
 
 - outcome of a thread: ``staff`` when a staff member wrote in it, or it was routed privately /
   needed a human, or it sits with staff or escalated; else ``auto`` when the bot's opening
-  decision was an auto-answer and no helper wrote in it; else ``community`` when a helper
-  wrote in it; else ``waiting``.
+  decision was an auto-answer and no human answered; else ``community`` when a human answered
+  (the pipeline recorded a first response: a helper's or staff's reply, never the bot's or the
+  asker's); else ``waiting``.
 - deflection shares: outcomes over all threads opened in the window.
 - first response: time from the question to the first helper/staff reply (not the bot).
 - SLA compliance: threads whose first response came within their policy's target, over those
@@ -46,8 +47,8 @@ class ThreadFact:
     topic: str | None
     response_s: float | None  # first human response - opened, seconds
     age_s: float  # now - opened, seconds
-    staff_touched: bool = False
-    helper_touched: bool = False
+    staff_touched: bool = False  # a configured staff identity wrote in it
+    helper_touched: bool = False  # a human answered (thread.first_response_at is set)
 
 
 @dataclass(frozen=True, slots=True)
