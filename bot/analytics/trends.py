@@ -163,28 +163,34 @@ async def load_trends(
     ).all()
     params = params_of(settings)
     topic_series = series_from_counts(((str(r[0]), int(r[1]), int(r[2])) for r in rows), first, last)
-    # terms: the opening questions' content words; only terms frequent enough lately are tested
-    texts = (
-        await session.execute(
+
+    # terms: the opening questions' content words. Two passes: the last two buckets name the
+    # candidates (frequent enough lately); only then is the whole window read, for them alone.
+    def texts_since(start: datetime) -> Any:
+        return (
             select(THREAD.c.id, idx, THREAD.c.topic, cast(MESSAGE.c.text, String))
             .select_from(THREAD.join(MESSAGE, MESSAGE.c.id == THREAD.c.root_message_id))
-            .where(THREAD.c.opened_at >= since, THREAD.c.is_private.is_(False))
+            .where(THREAD.c.opened_at >= start, THREAD.c.is_private.is_(False))
         )
-    ).all()
-    per_term: dict[str, Counter[int]] = defaultdict(Counter)
+
+    recent_since = datetime.fromtimestamp((last - 1) * b, UTC)
     recent_ids: dict[str, set[int]] = defaultdict(set)
     topic_ids: dict[str, set[int]] = defaultdict(set)
-    for tid, i, topic, text in texts:
-        if topic is not None and int(i) >= last - 1:
+    for tid, _i, topic, text in (await session.execute(texts_since(recent_since))).all():
+        if topic is not None:
             topic_ids[str(topic)].add(int(tid))
         for term in terms_of(text or ""):
-            per_term[term][int(i)] += 1
-            if int(i) >= last - 1:
-                recent_ids[term].add(int(tid))
+            recent_ids[term].add(int(tid))
     candidates = sorted(
-        (t for t, c in per_term.items() if c[last] + c[last - 1] >= settings.min_count),
-        key=lambda t: -(per_term[t][last] + per_term[t][last - 1]),
+        (t for t, ids in recent_ids.items() if len(ids) >= settings.min_count),
+        key=lambda t: (-len(recent_ids[t]), t),
     )[:max_terms]
+    per_term: dict[str, Counter[int]] = defaultdict(Counter)
+    if candidates:
+        wanted = set(candidates)
+        for _tid, i, _topic, text in (await session.execute(texts_since(since))).all():
+            for term in terms_of(text or "") & wanted:
+                per_term[term][int(i)] += 1
     term_series = {t: [per_term[t][i] for i in range(first, last + 1)] for t in candidates}
     terms = [
         replace(t, recent=frozenset(recent_ids[t.name])) for t in analyse("term", term_series, starts, params)
