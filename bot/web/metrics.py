@@ -42,7 +42,10 @@ class _Snapshot(Collector):
             c.add_metric([k], v)
         yield c
         g = GaugeMetricFamily("unsource_outbox_depth", "Outbox rows by state", labels=["state"])
-        for state in ("pending", "sending", "retry", "sent", "failed"):
+        # the usual states always (0 when empty), and any other state the outbox has
+        for state in sorted(
+            {"pending", "claimed", "sending", "retry", "sent", "failed"} | set(m.outbox_depth)
+        ):
             g.add_metric([state], m.outbox_depth.get(state, 0))
         yield g
         yield GaugeMetricFamily("unsource_open_threads", "Threads not solved or closed", value=m.open_threads)
