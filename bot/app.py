@@ -44,6 +44,9 @@ log = logging.getLogger("unsource.app")
 
 Role = Literal["all", "ingest", "worker", "scheduler"]
 
+#: how long shutdown waits for running jobs, workers and sends to finish before cancelling them
+SHUTDOWN_GRACE_S = 10.0
+
 
 def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEnv:
     s = config.settings
@@ -221,9 +224,21 @@ class App:
             self._stopping = True
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
-            for job in list(self._jobs):
-                job.cancel()
-            await asyncio.gather(*self._jobs, return_exceptions=True)
+            # let running jobs finish their transaction; cancel only what overstays
+            if self._jobs:
+                _, overstaying = await asyncio.wait(set(self._jobs), timeout=SHUTDOWN_GRACE_S)
+                for job in overstaying:
+                    job.cancel()
+                await asyncio.gather(*overstaying, return_exceptions=True)
+            # workers finish their batch, the dispatcher its current sends; the rest is cancelled
+            self.supervisor.begin_stop()
+            for w in self.workers:
+                w.request_stop()
+            if self.dispatcher is not None:
+                self.dispatcher.request_stop()
+            await self.supervisor.join(
+                [f"worker:{i}" for i in range(len(self.workers))] + ["dispatcher"], SHUTDOWN_GRACE_S
+            )
             await self.supervisor.stop()
             if self.sla is not None:
                 await self.sla.close()

@@ -51,6 +51,22 @@ class Supervisor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
 
+    def begin_stop(self) -> None:
+        """From now on, tasks that return are not restarted."""
+        self._stopping = True
+
+    async def join(self, names: list[str], timeout: float) -> None:
+        """Wait up to ``timeout`` for the named tasks to return by themselves."""
+        tasks = [
+            e.task for e in self._entries if e.name in names and e.task is not None and not e.task.done()
+        ]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                log.warning(
+                    "still running after %.0fs: %s", timeout, ", ".join(t.get_name() for t in pending)
+                )
+
     def names(self) -> list[str]:
         return [e.name for e in self._entries if e.task is not None and not e.task.done()]
 

@@ -33,7 +33,7 @@ log = logging.getLogger("unsource.dispatcher")
 
 _MESSAGE: Table = MessageRow.__table__  # type: ignore[attr-defined]
 
-#: a paced wait longer than this puts the item back instead of holding it in 'sending'
+#: a paced wait longer than this puts the item back instead of holding it claimed
 HOLD_LIMIT_S = 1.0
 
 
@@ -81,13 +81,15 @@ class Dispatcher:
         self.stats = DispatchStats()
         self.stopped: dict[str, str] = {}  # connector id -> why (auth failure)
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._round: list[tuple[outbox.OutboxItem, SendReceipt]] = []
 
     def wake(self) -> None:
         self._wake.set()
 
     async def recover(self, older_than: timedelta = timedelta(seconds=0)) -> None:
-        """At start: settle items a crashed process left in 'sending'."""
+        """At start: re-queue items a crashed process claimed but never sent; settle the ones it
+        left mid-send ('sending') by whether the connector can de-duplicate."""
         resendable = [cid for cid, c in self.connectors.items() if getattr(c, "idempotent_send", False)]
         others = [cid for cid in self.connectors if cid not in resendable]
         async with self.sessions() as s, s.begin():
@@ -97,10 +99,15 @@ class Dispatcher:
                 "outbox recovery: %d re-queued (connector dedupes), %d failed as ambiguous", requeued, failed
             )
 
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run` (a clean shutdown)."""
+        self._stop.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             n = await self.run_once()
-            if n == 0:
+            if n == 0 and not self._stop.is_set():
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle)
@@ -122,6 +129,9 @@ class Dispatcher:
         async def run_group(group: list[outbox.OutboxItem]) -> None:
             async with sem:
                 for i, item in enumerate(group):
+                    if self._stop.is_set():  # shutting down: what is not sent yet goes back, in order
+                        await self._requeue(group[i:], 0.0, "dispatcher stopped before sending")
+                        return
                     held = await self._send_one(item)
                     if held:  # destination paused: put the rest of the group back, in order
                         await self._requeue(group[i + 1 :], held, "destination paced")
@@ -151,7 +161,10 @@ class Dispatcher:
             await self._requeue([item], wait, f"paced: next slot in {wait:.1f}s")
             return wait
         await asyncio.sleep(self.pacer.reserve(keys))
-        # checked after the wait: another destination may have hit an auth error meanwhile
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_sending(s, item.id)
+        # checked last, with no await before the send: another destination may have hit an
+        # auth error while this one waited
         if m.connector_id in self.stopped:
             await self._requeue([item], 60.0, f"connector stopped: {self.stopped[m.connector_id]}")
             return 60.0

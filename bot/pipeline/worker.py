@@ -126,16 +126,22 @@ class Worker:
         self.idle = idle
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         #: called after a batch wrote outbox rows (wakes the dispatcher in this process)
         self.on_planned: Callable[[], None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run` (a clean shutdown)."""
+        self._stop.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             n = await self.run_once()
-            if n == 0:
+            if n == 0 and not self._stop.is_set():
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle)

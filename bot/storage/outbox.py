@@ -1,9 +1,12 @@
 """The outbox: every outbound message, unique by idempotency key, sent by the dispatcher.
 
-States: pending -> sending -> sent | retry -> ... | failed. A restart never sends twice:
-enqueueing is ``ON CONFLICT DO NOTHING`` on the key, and an item found in ``sending`` after a
-crash is re-sent only when its connector can de-duplicate (``idempotent_send``); otherwise it
-is failed with a clear reason rather than risk a double reply.
+States: pending -> claimed -> sending -> sent | retry -> ... | failed. ``claimed`` means a
+dispatcher holds it (waiting for its pacing slot); ``sending`` is set immediately before the
+platform call. A restart never sends twice and never drops an unsent reply: enqueueing is
+``ON CONFLICT DO NOTHING`` on the key; an item left ``claimed`` by a crash was never attempted
+and is simply re-queued; an item left ``sending`` is re-sent only when its connector can
+de-duplicate (``idempotent_send``), and otherwise failed with a clear reason rather than risk
+a double reply.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ async def claim_due(
     stmt = (
         update(_OUTBOX)
         .where(_OUTBOX.c.id.in_(pick.scalar_subquery()))
-        .values(state="sending", claimed_by=worker, claimed_at=now, attempts=_OUTBOX.c.attempts + 1)
+        .values(state="claimed", claimed_by=worker, claimed_at=now, attempts=_OUTBOX.c.attempts + 1)
         .returning(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.attempts, _OUTBOX.c.thread_id)
     )
     rows = (await session.execute(stmt)).all()
@@ -106,6 +109,11 @@ async def claim_due(
         OutboxItem(r.id, OutboundMessage.model_validate(r.payload), r.attempts, r.thread_id) for r in rows
     ]
     return sorted(items, key=lambda i: i.id)
+
+
+async def mark_sending(session: AsyncSession, item_id: int) -> None:
+    """Right before the platform call: from here on a crash makes the outcome ambiguous."""
+    await session.execute(update(_OUTBOX).where(_OUTBOX.c.id == item_id).values(state="sending"))
 
 
 async def mark_sent(session: AsyncSession, item_id: int, receipt: SendReceipt) -> None:
@@ -155,9 +163,14 @@ async def recover_interrupted(
     """Items left in ``sending`` by a crashed process: re-queue where the connector dedupes,
     fail the rest (the platform may or may not have received them: never risk a double reply)."""
     cutoff = utcnow() - older_than
-    stale = and_(
-        _OUTBOX.c.state == "sending", or_(_OUTBOX.c.claimed_at.is_(None), _OUTBOX.c.claimed_at < cutoff)
+    old = or_(_OUTBOX.c.claimed_at.is_(None), _OUTBOX.c.claimed_at < cutoff)
+    # claimed but never attempted (waiting for a pacing slot): safe to send, whatever the connector
+    await session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.state == "claimed", old)
+        .values(state="retry", next_try_at=utcnow(), attempts=_OUTBOX.c.attempts - 1, last_error=None)
     )
+    stale = and_(_OUTBOX.c.state == "sending", old)
     requeued = await session.execute(
         update(_OUTBOX)
         .where(stale, _OUTBOX.c.connector_id.in_(list(connector_ids_resendable)))

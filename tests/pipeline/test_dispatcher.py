@@ -153,22 +153,38 @@ async def test_conversation_pace_is_respected(env) -> None:  # type: ignore[no-u
 
 async def test_interrupted_send_is_recovered_by_connector_kind(env) -> None:  # type: ignore[no-untyped-def]
     sessions, conn = env
-    await put(sessions, msg("g"))
-    async with sessions() as s, s.begin():  # a process claimed it and died mid-send
-        [item] = await outbox.claim_due(s, "dead", 10, ["c1"])
-    d = dispatcher(sessions, conn)
-    await d.recover(older_than=timedelta(0))
-    await drain(d, sessions, 1)
-    assert (await rows(sessions))["g"].state == "sent"  # type: ignore[attr-defined]
-    # a connector that cannot de-duplicate gets the item failed, never re-sent
-    await put(sessions, msg("h"))
-    async with sessions() as s, s.begin():
-        await outbox.claim_due(s, "dead", 10, ["c1"])
-    ScriptedJsonl.idempotent_send = False
+    ScriptedJsonl.idempotent_send = False  # like Telegram or X: the platform cannot de-duplicate
     try:
+        # 1. claimed, still waiting for its pacing slot when the process died: never attempted
+        await put(sessions, msg("g"))
+        async with sessions() as s, s.begin():
+            [item] = await outbox.claim_due(s, "dead", 10, ["c1"])
         await dispatcher(sessions, conn).recover(older_than=timedelta(0))
+        g = (await rows(sessions))["g"]
+        assert g.state == "retry" and g.attempts == 0, "an unsent reply is re-queued, not lost"  # type: ignore[attr-defined]
+        # 2. the process died during the platform call: it may or may not have gone out
+        await put(sessions, msg("h", "chat-2"))
+        async with sessions() as s, s.begin():
+            claimed = await outbox.claim_due(s, "dead", 10, ["c1"])
+            for it in claimed:
+                if it.message.idempotency_key == "h":
+                    await outbox.mark_sending(s, it.id)
+        await dispatcher(sessions, conn).recover(older_than=timedelta(0))
+        r = await rows(sessions)
+        assert r["h"].state == "failed" and "not re-sent" in r["h"].last_error  # type: ignore[attr-defined]
     finally:
         ScriptedJsonl.idempotent_send = True
-    h = (await rows(sessions))["h"]
-    assert h.state == "failed" and "not re-sent" in h.last_error  # type: ignore[attr-defined]
+    # 3. the same mid-send crash through a connector that de-duplicates: re-sent, delivered once
+    await put(sessions, msg("i", "chat-3"))
+    async with sessions() as s, s.begin():
+        for it in await outbox.claim_due(s, "dead", 10, ["c1"]):
+            await outbox.mark_sending(s, it.id)
+    d = dispatcher(sessions, conn)
+    await d.recover(older_than=timedelta(0))
+    for _ in range(50):
+        await d.run_once()
+        r = await rows(sessions)
+        if r["i"].state == "sent" and r["g"].state == "sent":  # type: ignore[attr-defined]
+            break
+    assert r["i"].state == "sent" and r["g"].state == "sent"  # type: ignore[attr-defined]
     assert item.message.idempotency_key == "g"
