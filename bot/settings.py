@@ -90,7 +90,7 @@ class PipelineSettings(Section):
 
 
 class DispatcherSettings(Section):
-    concurrency: int = Field(default=8, ge=1, le=256)
+    concurrency: int = Field(default=32, ge=1, le=256, description="destinations sent to at once")
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_base: Duration = timedelta(seconds=2)
     backoff_cap: Duration = timedelta(minutes=10)

@@ -61,10 +61,21 @@ def _reply(
         connector_id=thread.connector_id,
         conversation_id=message.conversation_id,
         thread_ref=message.thread_ref,
-        reply_to_id=message.external_id,
+        reply_to_id=_reply_target(message),
         text=text,
         **extra,
     )
+
+
+_EVENT_KINDS = frozenset({MessageKind.BUTTON, MessageKind.REACTION, MessageKind.EDIT, MessageKind.DELETE})
+
+
+def _reply_target(message: InboundMessage) -> str | None:
+    """A reply answers a message: for an event (button press, reaction, edit) that is the message
+    the event acted on, never the event's own id, which no platform can reply to."""
+    if message.kind in _EVENT_KINDS:
+        return message.target_id
+    return message.external_id
 
 
 def _to_staff(

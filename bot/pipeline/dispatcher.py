@@ -33,8 +33,9 @@ log = logging.getLogger("unsource.dispatcher")
 
 _MESSAGE: Table = MessageRow.__table__  # type: ignore[attr-defined]
 
-#: a paced wait longer than this puts the item back instead of holding it claimed
-HOLD_LIMIT_S = 1.0
+#: a paced wait longer than this puts the item back (due at its slot) instead of holding a send
+#: slot while it sleeps: one slow chat must not idle the dispatcher for every other chat
+HOLD_LIMIT_S = 0.05
 
 
 @dataclass
