@@ -277,47 +277,37 @@ async def load_overview(
         )
         return THREAD.c.root_message_id.in_(roots)
 
-    kind = case(
-        (opened_with(["auto_answer"]), "auto_answer"),
-        (opened_with(STAFF_KINDS), "needs_human"),
-        else_="other",
+    # every rule of bot.analytics.stats as one expression over the thread row, grouped in SQL;
+    # each set (staff threads, auto-answered roots, staff-routed roots) is built once
+    auto = opened_with(["auto_answer"])
+    human = THREAD.c.first_response_at.is_not(None)
+    staff = or_(
+        written_by("staff"),
+        opened_with(STAFF_KINDS),
+        THREAD.c.state.in_(sorted(STAFF_STATES)),
     )
-    staff = written_by("staff")
-    resp = seconds_between(dia, THREAD.c.first_response_at, THREAD.c.opened_at)
-    age = seconds_since(dia, THREAD.c.opened_at, now)
-    inner = (
-        select(
-            THREAD.c.platform.label("platform"),
-            bucket_expr(dia, THREAD.c.opened_at, unit).label("bucket"),
-            THREAD.c.state.label("state"),
-            kind.label("kind"),
-            case((staff, 1), else_=0).label("staff"),
-            case((THREAD.c.first_response_at.is_not(None), 1), else_=0).label("helper"),
-            resp.label("resp"),
-            age.label("age"),
-            _policy_target(policies).label("target"),
-        )
-        .where(THREAD.c.opened_at >= since, THREAD.c.opened_at <= now)
-        .cte("per_thread")
-        .prefix_with("MATERIALIZED")  # evaluated once, not re-expanded in every CASE below
-    )
-    c = inner.c
     outcome_ = case(
-        (or_(c.staff == 1, _in(c.kind, STAFF_KINDS), _in(c.state, STAFF_STATES)), "staff"),
-        (and_(c.kind == "auto_answer", c.helper == 0), "auto"),
-        (c.helper == 1, "community"),
+        (staff, "staff"),
+        (and_(auto, ~human), "auto"),
+        (human, "community"),
         else_="waiting",
     ).label("outcome")
+    resp = seconds_between(dia, THREAD.c.first_response_at, THREAD.c.opened_at)
+    age = seconds_since(dia, THREAD.c.opened_at, now)
+    target = _policy_target(policies)
     sla_ = case(
-        (c.target.is_(None), "none"),
-        (and_(c.resp.is_(None), c.kind == "auto_answer", _in(c.state, AUTO_DONE_STATES)), "met"),
-        (c.resp.is_not(None), case((c.resp <= c.target, "met"), else_="breached")),
-        (c.age > c.target, "breached"),
+        (target.is_(None), "none"),
+        (human, case((resp <= target, "met"), else_="breached")),
+        (and_(THREAD.c.state.in_(sorted(AUTO_DONE_STATES)), auto), "met"),
+        (age > target, "breached"),
         else_="pending",
     ).label("sla")
-    resolved_ = _in(c.state, RESOLVED_STATES).label("resolved")
-    grouped = select(c.platform, c.bucket, outcome_, sla_, resolved_, func.count()).group_by(
-        c.platform, c.bucket, outcome_, sla_, resolved_
+    resolved_ = THREAD.c.state.in_(sorted(RESOLVED_STATES)).label("resolved")
+    bucket_ = bucket_expr(dia, THREAD.c.opened_at, unit).label("bucket")
+    grouped = (
+        select(THREAD.c.platform, bucket_, outcome_, sla_, resolved_, func.count())
+        .where(THREAD.c.opened_at >= since, THREAD.c.opened_at <= now)
+        .group_by(THREAD.c.platform, bucket_, outcome_, sla_, resolved_)
     )
     buckets = bucket_labels(since, now, unit)
     index = {b: i for i, b in enumerate(buckets)}

@@ -329,3 +329,93 @@ def test_cluster(
     assert {t.name: t.covered_by for t in out_terms if t.covered_by} == covered
     for t in out_topics:
         assert set(t.words) == {w for c in out_terms if c.covered_by == t.name for w in c.words}
+
+
+async def test_sql_overview_equals_the_python_rules_on_random_threads(migrated: str, tmp_path: Path) -> None:
+    """400 random threads (states, opening kinds, replies by helpers/staff, priorities, topics)
+    under two SLA policies: the SQL evaluation and the Python rules agree on every figure."""
+    from bot.analytics.queries import load_overview, load_overview_from_facts
+    from bot.storage.tables import DecisionRow
+
+    extra = "    - name: urgent\n      match: { priority: [urgent] }\n      first_response: 10m\n"
+    config = make_config(tmp_path, migrated)
+    text_ = config.source.read_text("utf-8").replace("  policies:\n", "  policies:\n" + extra)  # type: ignore[union-attr]
+    config.source.write_text(text_, "utf-8")  # type: ignore[union-attr]
+    from bot.settings import load_config
+
+    config = load_config(config.source, env={"TG_TOKEN": "123456789:AAFakeTokenForTestsOnly_abcdefghijk"})  # type: ignore[arg-type]
+    assert [p.name for p in config.settings.sla.policies] == ["urgent", "default"]
+    rng = np.random.default_rng(3)
+    now = datetime.now(UTC)
+    threads, messages, decisions = [], [], []
+    states = ["awaiting_helper", "answered", "solved", "auto_answered", "with_staff", "escalated", "closed"]
+    kinds = ["tag_helpers", "auto_answer", "route_private", "needs_human"]
+    mid = 0
+    for tid in range(1, 401):
+        opened = now - timedelta(minutes=int(rng.integers(1, 60 * 24 * 10)))
+        mid += 1
+        root = mid
+        messages.append(_row(root, tid, "u", opened))
+        first = None
+        if rng.random() < 0.6:
+            mid += 1
+            first = opened + timedelta(minutes=int(rng.integers(1, 180)))
+            messages.append(_row(mid, tid, str(rng.choice(["ann", "bo", "sam"])), first))
+        threads.append(
+            {
+                "id": tid,
+                "connector_id": "local",
+                "platform": str(rng.choice(["x", "tg"])),
+                "conversation_id": "c",
+                "root_message_id": root,
+                "root_external_id": f"m{root}",
+                "asker_id": "u",
+                "state": str(rng.choice(states)),
+                "topic": "login" if rng.random() < 0.5 else None,
+                "priority": str(rng.choice(["normal", "urgent"])),
+                "opened_at": opened,
+                "updated_at": opened,
+                "first_response_at": first,
+            }
+        )
+        decisions.append(
+            {
+                "message_id": root,
+                "thread_id": tid,
+                "kind": str(rng.choice(kinds)),
+                "payload": {},
+                "decided_by": "t",
+                "created_at": opened,
+            }
+        )
+    engine = create_engine(migrated)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as s, s.begin():
+            await s.execute(insert(MessageRow.__table__), messages)  # type: ignore[attr-defined]
+            await s.execute(insert(ThreadRow.__table__), threads)  # type: ignore[attr-defined]
+            await s.execute(insert(DecisionRow.__table__), decisions)  # type: ignore[attr-defined]
+        async with sessions() as s:
+            for span in (timedelta(hours=6), timedelta(days=7), timedelta(days=30)):
+                fast = await load_overview(s, config.settings, now - span, now)
+                assert fast == await load_overview_from_facts(s, config.settings, now - span, now), span
+                assert fast.total > 0 and fast.sla.met and fast.sla.breached
+    finally:
+        await engine.dispose()
+
+
+def _row(mid: int, tid: int, author: str, at: datetime) -> dict[str, object]:
+    return {
+        "id": mid,
+        "connector_id": "local",
+        "external_id": f"m{mid}",
+        "platform": "x",
+        "conversation_id": "c",
+        "kind": "reply",
+        "author_id": author,
+        "text": "",
+        "sent_at": at,
+        "received_at": at,
+        "raw": {},
+        "thread_id": tid,
+    }
