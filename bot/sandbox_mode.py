@@ -306,7 +306,9 @@ def render_summary(summary: Summary, where: list[str], community: dict[str, int]
         ("solved", summary.solved),
     ):
         outcome.add_row(label, str(value))
-    parts: list[Any] = [Panel("\n".join(where), title="where to look", expand=False), table, outcome]
+    parts: list[Any] = [table, outcome]
+    if where:
+        parts.insert(0, Panel("\n".join(where), title="where to look", expand=False))
     if community:
         parts.append(
             "community: "
@@ -314,6 +316,22 @@ def render_summary(summary: Summary, where: list[str], community: dict[str, int]
             + "  (Ctrl+C stops)"
         )
     return Group(*parts)
+
+
+def sandbox_login(config: Config) -> tuple[str, str] | None:
+    """When no dashboard users are configured, make a staff login valid for this sandbox run
+    (a random password, hashed into the process environment only) so the newcomer can sign in."""
+    import os
+    import secrets
+
+    from bot.web.auth import hash_password
+
+    var = config.settings.web.users_env
+    if os.environ.get(var):
+        return None
+    password = secrets.token_urlsafe(9)
+    os.environ[var] = f"ops:staff:{hash_password(password)}"
+    return "ops", password
 
 
 def where_to_look(config: Config, ep: Endpoints) -> list[str]:
@@ -381,6 +399,7 @@ async def run_sandbox(
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(community.run(stop), name="community")]
         app: App | None = None
         engine: AsyncEngine | None = None
+        login = sandbox_login(config) if with_bot else None
         if with_bot:
             app = App(holder, role="all")
             tasks.append(asyncio.create_task(app.run(stop), name="bot"))
@@ -393,10 +412,16 @@ async def run_sandbox(
         try:
             if engine is not None:
                 where = where_to_look(config, ep)
+                if login is not None:
+                    where.insert(
+                        1, f"sign in:    {login[0]} / {login[1]}   (a staff login for this sandbox run only)"
+                    )
+                # printed once, so it also reaches a log file or pipe (a live display does not)
+                console.print(Panel("\n".join(where), title="where to look", expand=False))
                 with Live(console=console, refresh_per_second=2, transient=False) as live:
                     while not stop.is_set():
                         summary = await read_summary(engine)
-                        live.update(render_summary(summary, where, community.counts()))
+                        live.update(render_summary(summary, [], community.counts()))
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), 1.0)
             else:
