@@ -264,7 +264,7 @@ def create_app(
         form = await request.form()
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         nxt = str(form.get("next", "/"))
-        if not nxt.startswith("/") or nxt.startswith("//"):
+        if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:  # no open redirect
             nxt = "/"
         user = web.users.get(name)
         if web.throttle.blocked(name):

@@ -322,3 +322,15 @@ async def test_reassigning_a_private_thread_notifies_the_helper_privately(site: 
     payload = as_dict(raw)
     assert payload["private_to"] == "bo" and payload["mentions"] == []
     assert "4111" not in payload["text"]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("/queue", "/queue"), ("//evil.example/", "/"), ("/\\evil.example", "/"), ("https://evil.example", "/")],
+)
+async def test_sign_in_redirects_only_inside_the_dashboard(site: Site, target: str, expected: str) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site.app), base_url="http://t") as c:
+        page = await c.get("/login")
+        form = {"username": "vic", "password": PASSWORDS["vic"], "csrf": csrf_of(page.text), "next": target}
+        r = await c.post("/login", data=form)
+        assert r.status_code == 303 and r.headers["location"] == expected
