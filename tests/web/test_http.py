@@ -334,3 +334,34 @@ async def test_sign_in_redirects_only_inside_the_dashboard(site: Site, target: s
         form = {"username": "vic", "password": PASSWORDS["vic"], "csrf": csrf_of(page.text), "next": target}
         r = await c.post("/login", data=form)
         assert r.status_code == 303 and r.headers["location"] == expected
+
+
+async def test_knowledge_edit_and_merge_by_staff(site: Site) -> None:
+    async with site.engine.begin() as c:
+        for eid, served, accepted in (("kb1", 7, 3), ("kb2", 2, 1)):
+            await c.execute(
+                text(
+                    "insert into knowledge_entry (id, title, body, answer, votes, served, accepted, rejected,"
+                    " retired, source, created_at, updated_at) values"
+                    f" ('{eid}', 'Reset password', '', 'Use Settings', 0, {served}, {accepted}, 0, false,"
+                    " 'import', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
+    staff = await signed_in(site.app, "sam")
+    viewer = await signed_in(site.app, "vic")
+    token = csrf_of((await staff.get("/knowledge")).text)
+    edit = {"csrf": token, "id": "kb1", "title": "Reset your password", "answer": "Settings > Security"}
+    vtoken = csrf_of((await viewer.get("/knowledge")).text)
+    assert (await viewer.post("/knowledge/edit", data={**edit, "csrf": vtoken})).status_code == 403
+    assert (await staff.post("/knowledge/edit", data=edit)).status_code == 303
+    assert await scalar(site, "select title || '|' || answer from knowledge_entry where id = 'kb1'") == (
+        "Reset your password|Settings > Security"
+    )
+    r = await staff.post("/knowledge/merge", data={"csrf": token, "id": "kb2", "keep": "kb1"})
+    assert r.status_code == 303
+    assert (
+        await scalar(site, "select served || ':' || accepted from knowledge_entry where id = 'kb1'") == "9:4"
+    )
+    assert await scalar(site, "select retired from knowledge_entry where id = 'kb2'") in (True, 1)
+    bad = await staff.post("/knowledge/merge", data={"csrf": token, "id": "kb1", "keep": "kb1"})
+    assert bad.status_code == 409
