@@ -107,6 +107,7 @@ class TwitterConnector(PullConnector[TwitterSettings]):
         self.bot_id = settings.bot_user_id or ""
         self.bot_username = settings.bot_username or ""
         self._handles: dict[str, str] = {}  # user id -> @handle, from everything read
+        self._authors: dict[str, str] = {}  # post id -> its author's @handle (replies address them)
         self._replyable: OrderedDict[str, bool] = OrderedDict()  # post id -> may the bot reply?
         self._catch_up: _CatchUp | None = None
         self._send_lock = asyncio.Lock()
@@ -298,6 +299,10 @@ class TwitterConnector(PullConnector[TwitterSettings]):
                 self.log.error("skipping an X post that cannot be read: %s; payload: %r", exc, post)
                 continue
             self._remember_replyable(message.external_id, message.mentions_bot)
+            if message.author.handle:
+                self._authors[message.external_id] = message.author.handle
+                while len(self._authors) > REPLYABLE_CACHE:
+                    del self._authors[next(iter(self._authors))]
             messages.append(message)
         self.mentions_read += len(messages)
         return messages, newer(job.newest, since_id)
@@ -408,6 +413,11 @@ class TwitterConnector(PullConnector[TwitterSettings]):
             )
         await self._ensure_replyable(target)
         handles = await self._handles_for(message)
+        # address the person answered, as X replies do: it also keeps the same answer to two
+        # people from being refused by X as duplicate content
+        author = self._authors.get(target)
+        if author and author.lower() != (self.bot_username or "").lower() and author not in handles:
+            handles.insert(0, author)
         link = message.card.link if message.card is not None else None
         parts = plan_public(
             message.text,

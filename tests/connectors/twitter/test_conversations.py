@@ -87,8 +87,9 @@ async def test_reply_mentions_helpers_by_handle(fake: FakeX, connector: TwitterC
         reply(question, "Can you help with this one?", "t1:tag", mentions=[Mention(user_id=bo["id"])])
     )
     (post,) = fake.bot_posts()
-    assert post["text"] == "@bo_helps Can you help with this one?"
-    assert [m["username"] for m in post["entities"]["mentions"]] == ["bo_helps"]
+    # the reply addresses the asker, then the helper
+    assert post["text"] == "@ann @bo_helps Can you help with this one?"
+    assert [m["username"] for m in post["entities"]["mentions"]] == ["ann", "bo_helps"]
     assert fake.request_count("user_lookup") == 1  # the handle was unknown: looked up once
 
 
@@ -183,7 +184,7 @@ async def test_sensitive_question_goes_to_dm_with_a_safe_public_reply(
     assert dm["text"] == private.text and dm["dm_conversation_id"] == f"1000-{question.author.id}"
     assert dm_receipt.external_ids == (f"dm:{dm['id']}",) and dm_receipt.permalink is None
     (post,) = fake.bot_texts()
-    assert post == "We've sent you a DM so we can help with this privately."
+    assert post == "@ann We've sent you a DM so we can help with this privately."
     assert "RF-99" not in post and "card" not in post
 
     # the customer answers by DM: a private follow-up in the DM thread
@@ -284,3 +285,16 @@ async def test_reply_settings_are_passed_to_x(fake: FakeX, make_connector: MakeC
     fake.reply("ann", post["id"], "thanks")  # mentioned: may reply
     with pytest.raises(WorldError):
         fake.reply("bo_helps", post["id"], "me too")  # not mentioned: X's reply settings refuse
+
+
+async def test_the_same_answer_to_two_people_is_two_posts(fake: FakeX, connector: TwitterConnector) -> None:
+    """X refuses a post identical to an earlier one; replies address their asker, so the same
+    acknowledgement to two customers goes out twice."""
+    fake.mention("ann", "my export fails")
+    fake.mention("cy", "my export fails too")
+    questions, _ = await fetch_all(connector, None)
+    assert len(questions) == 2
+    for i, q in enumerate(questions):
+        await connector.send(reply(q, "Thanks! Helpers have been asked.", f"t{i}:ack"))
+    texts = sorted(p["text"] for p in fake.bot_posts())
+    assert texts == ["@ann Thanks! Helpers have been asked.", "@cy Thanks! Helpers have been asked."]

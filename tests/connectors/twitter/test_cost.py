@@ -125,4 +125,4 @@ async def test_a_spent_read_budget_stops_polling_but_not_answers(
         assert spent.value.scope == "budget"
     finally:
         await c.stop()
-    assert fake.bot_texts() == ["answers still go out", "and this one"]
+    assert fake.bot_texts() == ["@ann answers still go out", "@ann and this one"]

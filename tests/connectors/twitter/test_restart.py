@@ -49,7 +49,7 @@ async def test_mentions_posted_while_down_are_fetched_once(
     assert again == []
     assert again_receipt.external_ids == receipt.external_ids
     assert fake.request_count("create_tweet") == posts_before
-    assert fake.bot_texts() == ["On it!"]
+    assert fake.bot_texts() == ["@ann On it!"]
     assert fake.request_count("me") == 1  # the account is remembered across restarts
 
 

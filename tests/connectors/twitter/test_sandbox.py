@@ -102,7 +102,7 @@ async def test_the_http_control_api_drives_a_real_connector(
     finally:
         await c.stop()
     async with http.get(f"{fake.url}/_sandbox/bot/posts") as r:
-        assert [p["text"] for p in await r.json()] == ["hi dee"]
+        assert [p["text"] for p in await r.json()] == ["@dee hi dee"]
     async with http.get(f"{fake.url}/_sandbox/stats") as r:
         stats = await r.json()
     assert stats["requests"]["create_tweet"] == 2 and stats["violations"] == {}
