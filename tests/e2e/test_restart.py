@@ -104,10 +104,20 @@ async def test_sigkill_mid_traffic_loses_nothing_and_sends_nothing_twice(tmp_pat
                 # until every question is answered, or the bot has nothing left in flight
                 loop = asyncio.get_running_loop()
                 end = loop.time() + 150
+                idle_since: float | None = None
                 while not all(answers(sb, asked)[key(a)] >= 1 for a in asked):
                     assert bot.poll() is None, f"bot exited early with {bot.returncode}"
-                    if await in_flight(config.settings.storage.url, len(asked)) == 0 or loop.time() > end:
+                    if loop.time() > end:
                         break
+                    # "nothing in flight" must hold for a while: stored community events (presses,
+                    # reactions) can make the stored count reach the asked count before the last
+                    # question is even polled
+                    if await in_flight(config.settings.storage.url, len(asked)) == 0:
+                        idle_since = idle_since or loop.time()
+                        if loop.time() - idle_since > 10.0:
+                            break
+                    else:
+                        idle_since = None
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(2.0)  # would anything be sent twice?
             finally:
@@ -146,8 +156,10 @@ async def test_sigkill_mid_traffic_loses_nothing_and_sends_nothing_twice(tmp_pat
             finally:
                 await engine.dispose()
             if ambiguous and len(missing) <= int(ambiguous):
-                # Known (reported) dispatcher behaviour: items claimed as 'sending' but still waiting
-                # for their pacing slot when the process died are failed as "ambiguous" at restart on
-                # connectors that cannot dedupe (Telegram), although they were never sent.
+                # By design (at-most-once on platforms without idempotency keys): an item whose platform
+                # request was cut by the kill, or whose receipt was not yet recorded, is 'sending' at
+                # restart; on connectors that cannot de-duplicate (Telegram, X) it is failed as
+                # "ambiguous" rather than risk a double reply. Items only claimed (waiting for their
+                # pacing slot) are re-queued, so any other loss fails this test.
                 pytest.xfail(f"{len(missing)} answer(s) lost: {ambiguous} outbox item(s) failed as ambiguous")
         assert missing == [], unsent
