@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -254,9 +254,10 @@ class App:
         for w in self.workers:
             w.wake()
 
-    async def _tracked(self, coro: Awaitable[object]) -> None:
+    async def _tracked(self, coro: Coroutine[Any, Any, object]) -> None:
         """Run a scheduler job so that shutdown can cancel and await it before the engine goes."""
         if self._stopping:
+            coro.close()  # shutting down: the job does not start
             return
         task = asyncio.current_task()
         assert task is not None
