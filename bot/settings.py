@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -34,7 +33,7 @@ from bot.config_loader import (
     problems_from_validation,
     read_yaml,
 )
-from bot.config_types import Duration
+from bot.config_types import Duration, TimeZoneName
 from bot.errors import ConfigError, ConfigProblem
 from bot.models import utcnow
 from connectors import registry
@@ -104,18 +103,9 @@ class HelperEntry(Section):
     handles: dict[str, str] = Field(default_factory=dict, description="connector id -> @handle (no @)")
     topics: list[str] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=lambda: ["en"])
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     hours: str | None = Field(default=None, description='local working hours like "09:00-17:00"')
     max_open: int = Field(default=5, ge=0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from None
-        return v
 
     @field_validator("hours")
     @classmethod
@@ -187,21 +177,12 @@ _HOURS_RANGE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)"
 class SlaCalendar(Section):
     """Business hours per weekday in a time zone, with holidays: the SLA clock pauses outside them."""
 
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(
         default_factory=lambda: {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")},
         description='weekday -> "09:00-17:00" or "09:00-12:00, 13:00-17:00"; missing days are closed',
     )
     holidays: list[date] = Field(default_factory=list, description="closed all day (local dates)")
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from None
-        return v
 
     @field_validator("hours")
     @classmethod

@@ -10,7 +10,6 @@ order; different destinations go out concurrently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import AuthError, ConnectorError, PermanentSendError, RateLimited, TransientError
 from bot.models import HealthState, MessageKind, SendReceipt, utcnow
+from bot.pipeline.loop import run_rounds
 from bot.pipeline.pacing import Pacer
 from bot.storage import outbox
 from bot.storage.dialect import dialect_of, insert
@@ -106,12 +106,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stop.is_set():
-            n = await self.run_once()
-            if n == 0 and not self._stop.is_set():
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle)
+        await run_rounds(self.run_once, wake=self._wake, stop=self._stop, idle=self.idle)
 
     async def run_once(self) -> int:
         active = [cid for cid in self.connectors if cid not in self.stopped]

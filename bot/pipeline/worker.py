@@ -10,7 +10,6 @@ message cannot block the rest, and is retried (then failed, for staff) on its ow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from bot.models import (
     utcnow,
 )
 from bot.pipeline.convert import inbound_from_row, thread_view
+from bot.pipeline.loop import run_rounds
 from bot.pipeline.roles import Directory
 from bot.pipeline.threads import Resolution, resolve
 from bot.pipeline.triage_stage import Triager, decide_safely
@@ -139,14 +139,13 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stop.is_set():
-            n = await self.run_once()
-            if n == 0 and not self._stop.is_set():
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle)
-            elif self.on_planned is not None:
-                self.on_planned()
+        await run_rounds(
+            self.run_once, wake=self._wake, stop=self._stop, idle=self.idle, after_work=self._planned
+        )
+
+    def _planned(self) -> None:
+        if self.on_planned is not None:
+            self.on_planned()
 
     async def run_once(self) -> int:
         """Claim and process one batch; return how many items were claimed."""

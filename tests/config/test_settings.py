@@ -185,3 +185,21 @@ def test_secrets_never_print(tmp_path: Path) -> None:
     )
     cfg = load_config(ROOT / "config.yaml", env={})
     assert isinstance(secrets_of(cfg), list)
+
+
+def test_time_zones_are_checked_wherever_they_appear(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        """\
+helpers:
+  - name: Ann
+    timezone: Mars/Olympus
+sla:
+  calendars:
+    office: { timezone: Europe/Berlni }
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(p, env={})
+    got = {(pr.path, pr.line) for pr in info.value.problems if "unknown time zone" in pr.message}
+    assert got == {("helpers[0].timezone", 3), ("sla.calendars.office.timezone", 6)}
