@@ -279,7 +279,7 @@ def _follow_up(thread: ThreadView, message: InboundMessage, ctx: ResponderContex
     if (
         role == "asker"
         and message.kind in _TEXT_KINDS
-        and thread.state not in (ThreadState.SOLVED, ThreadState.CLOSED)
+        and thread.state in (ThreadState.AUTO_ANSWERED, ThreadState.ANSWERED)  # confirms an answer
         and says_solved(message.text, ctx.solved_phrases)
     ):
         out = _reply(thread, message, f"solved:{message.external_id}", texts.SOLVED_THANKS, purpose="notice")

@@ -240,10 +240,13 @@ class Worker:
             decision = Decision(
                 kind=DecisionKind.IGNORE, is_question=False, reasons=(f"command /{command.name}",)
             )
-        elif env.triager.blocking:  # model inference: keep the event loop (ingest, dispatch) responsive
-            decision = await asyncio.to_thread(decide_safely, env.triager, message, thread, env.bot_ids)
         else:
-            decision = decide_safely(env.triager, message, thread, env.bot_ids)
+            decision = await self._decide(env, message, thread)
+            if thread is not None and _may_be_a_new_dm_question(row, thread):
+                # a DM has no threads of its own: after an answer, a new question is a new thread
+                fresh = await self._decide(env, message, None)
+                if fresh.kind in OPENING and fresh.is_question:
+                    thread, existing, decision = None, False, fresh
         if thread is None and decision.kind in OPENING:
             thread = self._open_thread(b, message, decision, row.id)
             b.threads[thread.id] = thread
@@ -325,6 +328,11 @@ class Worker:
                 message_id=row.id,
                 at=b.now,
             )
+
+    async def _decide(self, env: WorkerEnv, message: InboundMessage, thread: ThreadView | None) -> Decision:
+        if env.triager.blocking:  # model inference: keep the event loop (ingest, dispatch) responsive
+            return await asyncio.to_thread(decide_safely, env.triager, message, thread, env.bot_ids)
+        return decide_safely(env.triager, message, thread, env.bot_ids)
 
     def _open_thread(self, b: _Batch, m: InboundMessage, d: Decision, message_id: int) -> ThreadView:
         """A new thread, written with the batch. Its id is its root message's id: unique, and
@@ -410,3 +418,19 @@ class Worker:
                 raise ClaimLost(f"{len(b.done) - res.rowcount} claim(s) taken over")  # type: ignore[attr-defined]
         for work_id, why in b.deferred:
             await work.defer(s, work_id, self.name, b.now + timedelta(milliseconds=300), why)
+
+
+_ANSWERED = frozenset({ThreadState.AUTO_ANSWERED, ThreadState.ANSWERED})
+
+
+def _may_be_a_new_dm_question(row: Any, thread: ThreadView) -> bool:
+    """A DM joined its chat's open thread only because DMs have no threads of their own (no
+    reply reference, no platform thread): once that thread has been answered, the message may
+    be a new question rather than a follow-up."""
+    return (
+        bool(row.is_private)
+        and not row.reply_to_id
+        and not row.target_id
+        and not row.thread_ref
+        and thread.state in _ANSWERED
+    )

@@ -152,3 +152,35 @@ async def test_several_workers_triage_each_message_once(tmp_path: Path, db_url: 
         await until(lambda: len(read_out(data / "out.jsonl")) >= 300, timeout=60)
     assert await scalar(db_url, "select count(*) from decision") == 300
     assert await scalar(db_url, "select count(distinct message_id) from decision") == 300
+
+
+async def test_new_question_in_an_answered_dm_opens_a_new_thread(tmp_path: Path, db_url: str) -> None:
+    cfg = make_config(tmp_path, db_url)
+    data = tmp_path / "data"
+    dm = {"conversation_id": "dm-kim", "is_private": True, "kind": "dm"}
+    append(
+        data / "in.jsonl",
+        [{"id": "d1", "author": "kim", "text": "my app crashes on login, what can I do?", **dm}],
+    )
+    async with running(cfg):
+        await until(lambda: len(read_out(data / "out.jsonl")) >= 1)
+        append(
+            data / "in.jsonl", [{"id": "d2", "author": "ann", "text": "Clear the cache, then sign in.", **dm}]
+        )
+        await eventually(db_url, "select state from thread", "answered")
+        append(
+            data / "in.jsonl",
+            [
+                {"id": "d3", "author": "kim", "text": "how do I export my notes as pdf?", **dm},
+                {"id": "d4", "author": "kim", "text": "thanks, that worked", **dm},
+            ],
+        )
+        await until(lambda: len(read_out(data / "out.jsonl")) >= 2)
+        await eventually(db_url, "select count(*) from decision", 4)
+    replies = {r["reply_to_id"]: r for r in read_out(data / "out.jsonl")}
+    assert set(replies) == {"d1", "d3"}, "the new question gets its own answer"
+    assert await scalar(db_url, "select count(*) from thread") == 2
+    assert await scalar(db_url, "select root_external_id from thread where id <> 1") == "d3"
+    # the thanks is no new thread, and it cannot "solve" the new question nobody answered yet
+    assert await scalar(db_url, "select thread_id is not null from message where external_id = 'd4'")
+    assert await scalar(db_url, "select state from thread where root_external_id = 'd3'") == "awaiting_helper"

@@ -198,3 +198,22 @@ def test_auto_answer_credits_and_offers_feedback_buttons() -> None:
 def test_no_thread_means_nothing_to_send() -> None:
     d = D(kind=DecisionKind.TAG_HELPERS, is_question=True)
     assert plan(d, None, msg(), ctx()).messages == ()
+
+
+@pytest.mark.parametrize(
+    ("state", "solves"),
+    [
+        (ThreadState.AUTO_ANSWERED, True),
+        (ThreadState.ANSWERED, True),
+        (ThreadState.AWAITING_HELPER, False),  # nothing was answered yet: "thanks" confirms nothing
+        (ThreadState.WITH_STAFF, False),
+        (ThreadState.SOLVED, False),
+    ],
+)
+def test_thanks_solves_only_an_answered_thread(state: ThreadState, solves: bool) -> None:
+    thread = THREAD.model_copy(update={"state": state})
+    context = ResponderContext(author_role="asker", solved_phrases=("thanks, that worked",))
+    p = plan(
+        D(kind=DecisionKind.FOLLOW_UP, is_question=False), thread, msg(text="thanks, that worked"), context
+    )
+    assert (p.state is ThreadState.SOLVED) is solves
