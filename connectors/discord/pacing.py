@@ -8,46 +8,77 @@ bot's IP banned for a while. The connector waits *before* a request rather than 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 
+_IN_FLIGHT_RECHECK = 0.01  # seconds between looks while the window is full of in-flight requests
+
+
+class Slot:
+    """One acquisition: counts as "now" while its request is in flight, then from its end."""
+
+    __slots__ = ("ended", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.ended = math.inf
+
+    def end(self) -> None:
+        if math.isinf(self.ended):
+            self.ended = time.monotonic()
+
+    def time(self, now: float, in_flight_cap: float) -> float:
+        if not math.isinf(self.ended):
+            return self.ended
+        # a request whose end was never reported (cancelled) stops counting after the cap
+        return now if now - self.started < in_flight_cap else self.started + in_flight_cap
+
 
 class SlidingWindowLimiter:
-    """At most ``limit`` acquisitions in any ``per`` seconds (plus ``margin`` for clock jitter).
+    """At most ``limit`` requests in any ``per`` seconds (plus ``margin`` for clock jitter).
 
-    Waiters are served in arrival order; ``acquire`` returns how long it waited.
+    A request counts from when it *ended* (``Slot.end``; while in flight it counts as "now"):
+    Discord counts arrivals, and a request can arrive any time before its answer, so counting
+    from the answer never undercounts, even when a busy machine bunches requests up on the
+    way out. Waiters are served in arrival order; ``acquire`` returns the slot and how long
+    it waited.
     """
+
+    IN_FLIGHT_CAP = 60.0  # seconds a never-ended slot keeps counting
 
     def __init__(self, limit: int, per: float, *, margin: float = 0.0) -> None:
         if limit <= 0 or per <= 0:
             raise ValueError("limit and per must be positive")
         self.limit = limit
         self.per = per + margin
-        self._stamps: deque[float] = deque()
+        self._slots: list[Slot] = []
         self._lock = asyncio.Lock()
         self.waited_total = 0.0
 
-    def _trim(self, now: float) -> None:
-        while self._stamps and now - self._stamps[0] >= self.per:
-            self._stamps.popleft()
+    def _times(self, now: float) -> list[float]:
+        self._slots = [s for s in self._slots if s.time(now, self.IN_FLIGHT_CAP) > now - self.per]
+        return sorted(s.time(now, self.IN_FLIGHT_CAP) for s in self._slots)
 
-    async def acquire(self) -> float:
+    async def acquire(self) -> tuple[Slot, float]:
         waited = 0.0
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self._trim(now)
-                if len(self._stamps) < self.limit:
-                    self._stamps.append(now)
+                times = self._times(now)
+                excess = len(times) - self.limit + 1
+                if excess <= 0:
+                    slot = Slot(now)
+                    self._slots.append(slot)
                     self.waited_total += waited
-                    return waited
-                delay = self._stamps[0] + self.per - now
+                    return slot, waited
+                # the oldest slot that must leave the window; in-flight ones: look again soon
+                delay = max(times[excess - 1] + self.per - now, _IN_FLIGHT_RECHECK)
                 waited += delay
                 await asyncio.sleep(delay)
 
     def in_window(self) -> int:
-        self._trim(time.monotonic())
-        return len(self._stamps)
+        return len(self._times(time.monotonic()))
 
 
 class KeyedLimiters:
@@ -69,7 +100,7 @@ class KeyedLimiters:
             lim = self._by_key[key] = SlidingWindowLimiter(self.limit, self.per, margin=self.margin)
         return lim
 
-    async def acquire(self, key: str) -> float:
+    async def acquire(self, key: str) -> tuple[Slot, float]:
         return await self.get(key).acquire()
 
 

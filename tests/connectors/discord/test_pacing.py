@@ -104,13 +104,32 @@ async def test_sliding_window_limiter_never_exceeds_its_rate() -> None:
     stamps: list[float] = []
 
     async def one() -> None:
-        await lim.acquire()
+        slot, _ = await lim.acquire()
         stamps.append(time.monotonic())
+        slot.end()
 
     await asyncio.gather(*(one() for _ in range(9)))
     for i in range(len(stamps) - 3):
         assert stamps[i + 3] - stamps[i] >= 0.2 - 1e-3
     assert stamps[-1] - stamps[0] >= 0.4 - 1e-3
+
+
+async def test_sliding_window_counts_a_request_from_its_end() -> None:
+    """A slow request arrives at Discord any time before its answer: the window counts it from
+    the answer, so the next requests wait for it (while in flight it counts as now)."""
+    lim = SlidingWindowLimiter(2, 0.2)
+    first, _ = await lim.acquire()
+    second, _ = await lim.acquire()
+    waiter = asyncio.ensure_future(lim.acquire())
+    await asyncio.sleep(0.3)  # both still in flight: the window stays full
+    assert not waiter.done()
+    second.end()
+    ended = time.monotonic()
+    slot, waited = await waiter  # `first` is still in flight: only `second` can leave
+    assert time.monotonic() - ended >= 0.2 - 0.02  # a full window after `second` ended
+    assert waited >= 0.5 - 0.05
+    first.end()
+    slot.end()
 
 
 def test_invalid_request_monitor_counts_only_invalid_statuses() -> None:
