@@ -312,47 +312,48 @@ class KnowledgeIndex:
             if matcher != "dense"
             else np.zeros(n, dtype=np.float32)
         )
-        if candidates is not None:
-            pool_mask = np.zeros(n, dtype=bool)
-            pool_mask[[self._slot_of[c] for c in candidates if c in self._slot_of]] = True
-            pool_mask &= self._alive[:n]
+        alive = self._alive[:n]
+        partitioned = self._partitions is not None and candidates is None and matcher != "bm25"
+        if partitioned:
+            rows = np.zeros(0, dtype=np.int64)  # chosen below, from the query vector
+        elif candidates is not None:
+            rows = np.unique(
+                np.array([self._slot_of[c] for c in candidates if c in self._slot_of], dtype=np.int64)
+            )
+            rows = rows[alive[rows]]
         else:
-            pool_mask = self._alive[:n].copy()
+            rows = np.flatnonzero(alive)
         if matcher == "bm25":
-            dense = np.zeros(n, dtype=np.float32)
+            dense = np.zeros(len(rows), dtype=np.float32)
         else:
             titled = bool(title and title.strip() and title.strip() != text.strip())
             qvecs = self.encoder.encode([text, title] if titled and title else [text])
-            if self._partitions is not None and candidates is None:
-                # Scan the nearest partitions plus the best lexical entries, not the whole base.
-                pool_mask = np.zeros(n, dtype=bool)
-                pool_mask[self._partitions.probe(qvecs[0], self._nprobe())] = True
+            if partitioned:
+                # Scan the nearest partitions plus the best lexical entries, not the whole base
+                # (a mask, not a sort: rows come out ascending, so the gather below reads in order).
+                assert self._partitions is not None
+                mask = np.zeros(n, dtype=bool)
+                mask[self._partitions.probe(qvecs[0], self._nprobe())] = True
                 if matcher != "dense":
                     hits = np.flatnonzero(lexical)
                     if len(hits) > p.pool:
                         hits = hits[np.argpartition(-lexical[hits], p.pool - 1)[: p.pool]]
-                    pool_mask[hits] = True
-                pool_mask &= self._alive[:n]
-                rows = np.flatnonzero(pool_mask)
-            else:
-                rows = np.flatnonzero(pool_mask)
+                    mask[hits] = True
+                rows = np.flatnonzero(mask & alive)
             if len(rows) > n // 4:
                 # Most of the base: one contiguous matrix-vector product beats gathering rows.
-                dense = self._vectors[:n] @ qvecs[0]
-                dense[~pool_mask] = -1.0
+                dense = (self._vectors[:n] @ qvecs[0])[rows]
             else:
-                dense = np.full(n, -1.0, dtype=np.float32)
-                dense[rows] = self._vectors[rows] @ qvecs[0]
+                dense = np.take(self._vectors, rows, axis=0) @ qvecs[0]  # take: faster than [rows]
             if len(qvecs) > 1:
-                titled_rows = rows[self._has_title[rows]]
-                if len(titled_rows):
-                    dense[titled_rows] = 0.5 * (
-                        dense[titled_rows] + self._title_vectors[self._title_row[titled_rows]] @ qvecs[1]
-                    )
+                titled_at = np.flatnonzero(self._has_title[rows])
+                if len(titled_at):
+                    title_rows = self._title_row[rows[titled_at]]
+                    dense[titled_at] = 0.5 * (dense[titled_at] + self._title_vectors[title_rows] @ qvecs[1])
         return rank(
+            rows=rows,
             dense=dense,
-            lexical=lexical,
-            pool_mask=pool_mask,
+            lexical=lexical[rows],
             keys=self._key_at,
             ids=self._id_at,
             matcher=matcher,

@@ -23,7 +23,6 @@ import numpy.typing as npt
 
 MatcherKind = Literal["bm25", "dense", "hybrid"]
 FloatArray = npt.NDArray[np.float32]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -76,18 +75,18 @@ class MatchResult:
         return self.hits[0] if self.hits else None
 
 
-def _top(values: FloatArray, idx: npt.NDArray[np.int64], count: int) -> npt.NDArray[np.int64]:
-    if len(idx) <= count:
-        return idx
-    part = np.argpartition(-values[idx], count - 1)[:count]
-    return idx[part]
+def _top(values: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.int64]:
+    """Positions of the ``count`` largest ``values`` (all of them when there are fewer)."""
+    if len(values) <= count:
+        return np.arange(len(values))
+    return np.argpartition(-values, count - 1)[:count]
 
 
 def rank(
     *,
+    rows: npt.NDArray[np.int64],
     dense: FloatArray,
     lexical: FloatArray,
-    pool_mask: BoolArray,
     keys: Sequence[str],
     ids: Sequence[str | None],
     matcher: MatcherKind,
@@ -95,21 +94,25 @@ def rank(
     params: MatcherParams | None = None,
     calibration: Calibration | None = None,
 ) -> MatchResult:
+    """Rank the candidate ``rows`` (live slots) given their ``dense`` and ``lexical`` scores
+    (arrays aligned with ``rows``); ``keys``/``ids`` are indexed by slot."""
     p = params or MatcherParams()
-    live = np.flatnonzero(pool_mask)
-    if len(live) == 0:
+    if len(rows) == 0:
         return MatchResult(hits=())
-    if len(live) <= 4 * p.pool:
-        pool = live
+    d_all = dense.astype(np.float64)
+    lex_all = lexical.astype(np.float64)
+    if len(rows) <= 4 * p.pool:
+        sel = np.arange(len(rows))
     else:
         parts = []
         if matcher != "bm25":
-            parts.append(_top(dense, live, p.pool))
+            parts.append(_top(d_all, p.pool))
         if matcher != "dense":
-            parts.append(_top(lexical, live, p.pool))
-        pool = np.unique(np.concatenate(parts))
-    d = dense[pool].astype(np.float64)
-    raw_lex = lexical[pool].astype(np.float64)
+            parts.append(_top(lex_all, p.pool))
+        sel = np.unique(np.concatenate(parts))
+    pool = rows[sel]
+    d = d_all[sel]
+    raw_lex = lex_all[sel]
     lex_max = float(raw_lex.max()) if len(raw_lex) else 0.0
     lex = raw_lex / lex_max if lex_max > 0 else np.zeros_like(raw_lex)
     if matcher == "dense":
