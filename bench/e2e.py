@@ -66,7 +66,12 @@ async def main(args: argparse.Namespace) -> None:
     extra: dict[str, Any] = {
         "logging": {"level": "WARNING"},
         "web": {"enabled": False},
-        "pipeline": {"idle_poll": "20ms", "triage": args.triage, "workers": args.workers},
+        "pipeline": {
+            "idle_poll": "20ms",
+            "triage": args.triage,
+            "workers": args.workers,
+            "claim_batch": args.claim_batch,
+        },
         "dispatcher": {"idle_poll": "20ms", "concurrency": 64},
         "connectors": {"x": {"settings": {"poll_interval_active": 3.0, "poll_interval_idle": 3.0}}},
     }
@@ -115,7 +120,8 @@ async def main(args: argparse.Namespace) -> None:
         # drain: wait for the rest (bounded)
         drain_start = time.monotonic()
         while time.monotonic() - drain_start < 30:
-            if len(answered(sb, posted)) >= len(posted) - sum(1 for k in posted if k.startswith("x:")):
+            got = answered(sb, posted)
+            if all(k in got for k in posted if not k.startswith("x:")):  # X may wait for its poll
                 break
             await asyncio.sleep(0.2)
         drained_s = time.monotonic() - start
@@ -200,6 +206,7 @@ if __name__ == "__main__":
         "--customers", type=int, default=0, help="distinct customers (default: one per question)"
     )
     parser.add_argument("--workers", type=int, default=2, help="pipeline.workers of the bot")
+    parser.add_argument("--claim-batch", type=int, default=200, help="pipeline.claim_batch of the bot")
     parser.add_argument(
         "--triage", choices=("product", "rules"), default="product", help="rules: no matcher (tags helpers)"
     )

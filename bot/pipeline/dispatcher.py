@@ -84,6 +84,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._round: list[tuple[outbox.OutboxItem, SendReceipt]] = []
+        self._marker = _SendingMarker(sessions)
 
     def wake(self) -> None:
         self._wake.set()
@@ -157,8 +158,7 @@ class Dispatcher:
             await self._requeue([item], wait, f"paced: next slot in {wait:.1f}s")
             return wait
         await asyncio.sleep(self.pacer.reserve(keys))
-        async with self.sessions() as s, s.begin():
-            await outbox.mark_sending(s, item.id)
+        await self._marker.mark(item.id)
         # checked last, with no await before the send: another destination may have hit an
         # auth error while this one waited
         if m.connector_id in self.stopped:
@@ -237,6 +237,44 @@ class Dispatcher:
                 await s.execute(
                     stmt.on_conflict_do_nothing(index_elements=["connector_id", "external_id"]), rows
                 )
+
+
+class _SendingMarker:
+    """Group commit of the 'sending' marks: each send still waits until its own item is marked
+    (a crash after that is settled by :meth:`Dispatcher.recover`), but sends that are due at
+    the same moment share one transaction instead of queueing for the database one by one."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.transactions = 0
+
+    async def mark(self, item_id: int) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item_id, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # sends released in the same loop iteration join this batch
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self.sessions() as s, s.begin():
+                    await outbox.mark_sending_many(s, [item_id for item_id, _ in batch])
+                self.transactions += 1
+            except BaseException as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
 
 def _own_message_rows(

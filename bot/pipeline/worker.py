@@ -105,6 +105,7 @@ class _Batch:
     sla: list[SlaEvent] = field(default_factory=list)  # SLA clock events (bot/sla/hooks.py)
     sla_planner: Planner | None = None
     community: Any = None  # bot.community.stage.CommunityBatch, loaded on first use
+    early: dict[int, Decision] = field(default_factory=dict)  # message id -> decided as new (_prime)
 
 
 class Worker:
@@ -154,10 +155,11 @@ class Worker:
         if not claimed:
             return 0
         env = self.env()
+        early = await self._prime(env, claimed)
         try:
             async with self.sessions() as s, s.begin():
                 rows = await self._load(s, claimed)
-                b = _Batch(now=utcnow())
+                b = _Batch(now=utcnow(), early=early)
                 for item in claimed:
                     await self._process(s, env, b, item, rows[item.message_id])
                 await self._write(s, b)
@@ -167,6 +169,27 @@ class Worker:
                 log.warning("batch of %d failed (%s); redoing item by item", len(claimed), exc)
             await self._one_by_one(env, claimed)
         return len(claimed)
+
+    async def _prime(self, env: WorkerEnv, claimed: Sequence[work.Claimed]) -> dict[int, Decision]:
+        """Triage the batch as new questions *before* the write transaction (on SQLite that
+        transaction holds the database, and ingest and dispatch wait for it). Inside it, a
+        message that turns out to open a thread uses its decision here; a message in an
+        existing thread is decided again with its thread. ``decide`` is pure, so this changes
+        when the work happens, not what is decided."""
+        if not env.triager.blocking:
+            return {}
+        try:
+            async with self.sessions() as s:
+                rows = await self._load(s, claimed)
+            messages = {mid: inbound_from_row(r) for mid, r in rows.items()}
+        except Exception as exc:  # only an optimisation: the transaction decides anyway
+            log.warning("could not pre-triage a batch (%s: %s)", type(exc).__name__, exc)
+            return {}
+
+        def decide_all() -> dict[int, Decision]:
+            return {mid: decide_safely(env.triager, m, None, env.bot_ids) for mid, m in messages.items()}
+
+        return await asyncio.to_thread(decide_all)
 
     async def _load(self, s: AsyncSession, claimed: Sequence[work.Claimed]) -> dict[int, Any]:
         ids = [c.message_id for c in claimed]
@@ -241,10 +264,13 @@ class Worker:
                 kind=DecisionKind.IGNORE, is_question=False, reasons=(f"command /{command.name}",)
             )
         else:
-            decision = await self._decide(env, message, thread)
+            early = b.early.get(row.id)
+            decision = (
+                early if thread is None and early is not None else await self._decide(env, message, thread)
+            )
             if thread is not None and _may_be_a_new_dm_question(row, thread):
                 # a DM has no threads of its own: after an answer, a new question is a new thread
-                fresh = await self._decide(env, message, None)
+                fresh = early if early is not None else await self._decide(env, message, None)
                 if fresh.kind in OPENING and fresh.is_question:
                     thread, existing, decision = None, False, fresh
         if thread is None and decision.kind in OPENING:

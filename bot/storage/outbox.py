@@ -116,6 +116,14 @@ async def mark_sending(session: AsyncSession, item_id: int) -> None:
     await session.execute(update(_OUTBOX).where(_OUTBOX.c.id == item_id).values(state="sending"))
 
 
+async def mark_sending_many(session: AsyncSession, item_ids: Sequence[int]) -> None:
+    """``mark_sending`` for several items in one statement (the dispatcher's group commit)."""
+    if item_ids:
+        await session.execute(
+            update(_OUTBOX).where(_OUTBOX.c.id.in_(sorted(set(item_ids)))).values(state="sending")
+        )
+
+
 async def mark_sent(session: AsyncSession, item_id: int, receipt: SendReceipt) -> None:
     await session.execute(
         update(_OUTBOX)
