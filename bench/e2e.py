@@ -67,12 +67,11 @@ async def main(args: argparse.Namespace) -> None:
         "logging": {"level": "WARNING"},
         "web": {"enabled": False},
         "pipeline": {
-            "idle_poll": "20ms",
             "triage": args.triage,
             "workers": args.workers,
             "claim_batch": args.claim_batch,
         },
-        "dispatcher": {"idle_poll": "20ms", "concurrency": 64},
+        "dispatcher": {"concurrency": 64},
         "connectors": {"x": {"settings": {"poll_interval_active": 3.0, "poll_interval_idle": 3.0}}},
     }
     path = write_sandbox_config(ROOT / "config.yaml", ep, tmp / "data", extra=extra)
@@ -206,7 +205,9 @@ if __name__ == "__main__":
         "--customers", type=int, default=0, help="distinct customers (default: one per question)"
     )
     parser.add_argument("--workers", type=int, default=2, help="pipeline.workers of the bot")
-    parser.add_argument("--claim-batch", type=int, default=200, help="pipeline.claim_batch of the bot")
+    parser.add_argument(
+        "--claim-batch", type=int, default=16, help="pipeline.claim_batch of the bot (small: low latency)"
+    )
     parser.add_argument(
         "--triage", choices=("product", "rules"), default="product", help="rules: no matcher (tags helpers)"
     )

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from bot.storage import migrate, outbox, work
 from bot.storage.engine import create_engine, session_factory
 from bot.supervisor import Supervisor
 from connectors.base import AnyConnector, ConnectorContext, PullConnector, PushConnector
+from triage.embedder import set_shared_threads
 
 log = logging.getLogger("unsource.app")
 
@@ -46,6 +48,7 @@ Role = Literal["all", "ingest", "worker", "scheduler"]
 
 #: how long shutdown waits for running jobs, workers and sends to finish before cancelling them
 SHUTDOWN_GRACE_S = 10.0
+TRIAGE_SWITCH_INTERVAL_S = 0.001  # see App.run
 
 
 def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEnv:
@@ -113,6 +116,11 @@ class App:
         )
         sessions = session_factory(engine)
         if self.role in ("all", "worker") and s.pipeline.triage == "product":
+            # Triage runs in a thread beside a busy event loop and takes the GIL back after every
+            # model and numpy call; with the default 5 ms switch interval each take waits for the
+            # loop's slice, stretching a ~7 ms decision to ~30 ms at 50 questions/s (bench/e2e.py).
+            sys.setswitchinterval(TRIAGE_SWITCH_INTERVAL_S)
+            set_shared_threads(1)  # see triage.embedder.set_shared_threads
             self.knowledge = KnowledgeService(sessions, s.data_dir / "kb-index")
             await self.knowledge.open()
             self.scheduler.add_job(

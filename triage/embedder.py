@@ -110,11 +110,23 @@ class MiniLMEncoder:
 
 _shared: dict[str, MiniLMEncoder] = {}
 _shared_lock = threading.Lock()
+_shared_threads: list[int | None] = [None]
+
+
+def set_shared_threads(threads: int | None) -> None:
+    """Intra-op threads of the shared encoder, if it is not created yet (None: the default).
+
+    The bot uses 1: beside a busy event loop, a 2-thread session waits at every parallel op
+    for the thread that shares a core with the loop (a 6 ms query took ~35 ms at 50
+    questions/s in bench/e2e.py). Batch jobs (``kb import``, ``eval``) keep both cores.
+    """
+    with _shared_lock:
+        _shared_threads[0] = threads
 
 
 def shared_encoder() -> MiniLMEncoder:
     """One encoder per process (the session holds ~200 MB and a thread pool)."""
     with _shared_lock:
         if "minilm" not in _shared:
-            _shared["minilm"] = MiniLMEncoder()
+            _shared["minilm"] = MiniLMEncoder(threads=_shared_threads[0])
         return _shared["minilm"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -253,27 +254,74 @@ def _policy_target(policies: Sequence[PolicyTarget]) -> ColumnElement[float]:
     return case(*whens, else_=None)
 
 
-async def load_overview(
-    session: AsyncSession, settings: Settings, since: datetime, now: datetime
-) -> Overview:
-    """The overview with the per-thread rules of :mod:`bot.analytics.stats` evaluated in SQL and
-    grouped there (a few hundred rows back instead of one per thread); tests check it equals
-    :func:`load_overview_from_facts` on the same data."""
+@dataclass
+class Aggregate:
+    """The overview's figures for a span of ``opened_at``, ready to be added to another span's."""
+
+    counts: Counter[str] = field(default_factory=Counter)  # outcome -> threads
+    sla: Counter[str] = field(default_factory=Counter)  # met / breached / pending / none -> threads
+    resolved: int = 0  # resolved without staff
+    total: int = 0
+    volume: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, bucket) -> threads
+    times: list[float] = field(default_factory=list)  # first response times, seconds
+
+    def add(self, other: Aggregate) -> None:
+        self.counts.update(other.counts)
+        self.sla.update(other.sla)
+        self.resolved += other.resolved
+        self.total += other.total
+        self.volume.update(other.volume)
+        self.times.extend(other.times)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "sla": dict(self.sla),
+            "resolved": self.resolved,
+            "total": self.total,
+            "volume": [[p, b, n] for (p, b), n in sorted(self.volume.items())],
+            "times": sorted(self.times),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Aggregate:
+        return cls(
+            counts=Counter(data["counts"]),
+            sla=Counter(data["sla"]),
+            resolved=int(data["resolved"]),
+            total=int(data["total"]),
+            volume=Counter({(str(p), str(b)): int(n) for p, b, n in data["volume"]}),
+            times=[float(t) for t in data["times"]],
+        )
+
+
+async def aggregate(  # noqa: PLR0917
+    session: AsyncSession,
+    settings: Settings,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    unit: Unit,
+    *,
+    include_hi: bool = True,
+) -> Aggregate:
+    """The per-thread rules of :mod:`bot.analytics.stats` evaluated in SQL for threads opened in
+    ``[lo, hi]`` (``[lo, hi)`` without ``include_hi``) and grouped there (a few hundred rows
+    back instead of one per thread)."""
     dia = dialect(session)
-    unit = unit_for(now - since)
     policies = policy_targets(settings)
 
     def written_by(role: Literal["staff"]) -> ColumnElement[bool]:
         pairs = identity_pairs(settings, role)
         if not pairs:
             return false()
-        ids = select(MESSAGE.c.thread_id).where(authored_by(pairs), MESSAGE.c.sent_at >= since)
+        ids = select(MESSAGE.c.thread_id).where(authored_by(pairs), MESSAGE.c.sent_at >= lo)
         return THREAD.c.id.in_(ids)
 
     def opened_with(kinds: Iterable[str]) -> ColumnElement[bool]:
         # set membership (one scan of the covering index ix_decision_created), not a lookup per thread
         roots = select(DECISION.c.message_id).where(
-            DECISION.c.created_at >= since, DECISION.c.kind.in_(sorted(kinds))
+            DECISION.c.created_at >= lo, DECISION.c.kind.in_(sorted(kinds))
         )
         return THREAD.c.root_message_id.in_(roots)
 
@@ -304,50 +352,61 @@ async def load_overview(
     ).label("sla")
     resolved_ = THREAD.c.state.in_(sorted(RESOLVED_STATES)).label("resolved")
     bucket_ = bucket_expr(dia, THREAD.c.opened_at, unit).label("bucket")
+    window = and_(
+        THREAD.c.opened_at >= lo, THREAD.c.opened_at <= hi if include_hi else THREAD.c.opened_at < hi
+    )
     grouped = (
         select(THREAD.c.platform, bucket_, outcome_, sla_, resolved_, func.count())
-        .where(THREAD.c.opened_at >= since, THREAD.c.opened_at <= now)
+        .where(window)
         .group_by(THREAD.c.platform, bucket_, outcome_, sla_, resolved_)
     )
-    buckets = bucket_labels(since, now, unit)
-    index = {b: i for i, b in enumerate(buckets)}
-    counts: Counter[str] = Counter()
-    sla_counts: Counter[str] = Counter()
-    volume: dict[str, list[int]] = {}
-    resolved = total = 0
+    agg = Aggregate()
     for platform, bucket, out, sla_class, res, count in (await session.execute(grouped)).all():
         n = int(count)
-        total += n
-        counts[out] += n
-        sla_counts[sla_class] += n
+        agg.total += n
+        agg.counts[out] += n
+        agg.sla[sla_class] += n
         if res and out in ("auto", "community"):
-            resolved += n
+            agg.resolved += n
+        agg.volume[(str(platform), str(bucket))] += n
+    agg.times = [
+        float(v)
+        for v in (await session.execute(select(resp).where(window, THREAD.c.first_response_at.is_not(None))))
+        .scalars()
+        .all()
+    ]
+    return agg
+
+
+async def load_overview(
+    session: AsyncSession, settings: Settings, since: datetime, now: datetime
+) -> Overview:
+    """The overview from SQL aggregates; whole past days come from stored daily roll-ups
+    (:mod:`bot.analytics.rollup`) when they are still valid. Tests check it equals
+    :func:`load_overview_from_facts` on the same data."""
+    from bot.analytics.rollup import aggregate_with_rollups
+
+    unit = unit_for(now - since)
+    agg = await aggregate_with_rollups(session, settings, since, now, unit)
+    buckets = bucket_labels(since, now, unit)
+    index = {b: i for i, b in enumerate(buckets)}
+    volume: dict[str, list[int]] = {}
+    for (platform, bucket), n in agg.volume.items():
         i = index.get(bucket)
         if i is not None:
             volume.setdefault(platform, [0] * len(buckets))[i] += n
-    times = sorted(
-        float(v)
-        for v in (
-            await session.execute(
-                select(resp).where(
-                    THREAD.c.opened_at >= since,
-                    THREAD.c.opened_at <= now,
-                    THREAD.c.first_response_at.is_not(None),
-                )
-            )
-        ).scalars()
-    )
-    d = Deflection({o: counts.get(o, 0) for o in OUTCOMES}, total, resolved)
+    times = sorted(agg.times)
+    d = Deflection({o: agg.counts.get(o, 0) for o in OUTCOMES}, agg.total, agg.resolved)
     return Overview(
         since=since,
         until=now,
-        total=total,
+        total=agg.total,
         deflection=d,
         responses=len(times),
         p50_s=percentile(times, 50),
         p90_s=percentile(times, 90),
-        sla=SlaSummary(sla_counts["met"], sla_counts["breached"], sla_counts["pending"]),
-        savings=round(resolved * settings.web.cost_per_staff_contact, 2),
+        sla=SlaSummary(agg.sla["met"], agg.sla["breached"], agg.sla["pending"]),
+        savings=round(agg.resolved * settings.web.cost_per_staff_contact, 2),
         currency=settings.web.currency,
         open_by_state=await open_by_state(session),
         buckets=buckets,

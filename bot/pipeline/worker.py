@@ -150,12 +150,18 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and process one batch; return how many items were claimed."""
+        env = self.env()
+        rows: dict[int, Any] = {}
         async with self.sessions() as s, s.begin():
             claimed = await work.claim(s, self.name, self.batch, self.lease)
+            if claimed and env.triager.blocking:  # read with the claim: no second wait for the database
+                ids = [c.message_id for c in claimed]
+                rows = {
+                    r.id: r for r in (await s.execute(select(_MESSAGE).where(_MESSAGE.c.id.in_(ids)))).all()
+                }
         if not claimed:
             return 0
-        env = self.env()
-        early = await self._prime(env, claimed)
+        early = await self._prime(env, rows)
         try:
             async with self.sessions() as s, s.begin():
                 rows = await self._load(s, claimed)
@@ -170,17 +176,15 @@ class Worker:
             await self._one_by_one(env, claimed)
         return len(claimed)
 
-    async def _prime(self, env: WorkerEnv, claimed: Sequence[work.Claimed]) -> dict[int, Decision]:
+    async def _prime(self, env: WorkerEnv, rows: dict[int, Any]) -> dict[int, Decision]:
         """Triage the batch as new questions *before* the write transaction (on SQLite that
         transaction holds the database, and ingest and dispatch wait for it). Inside it, a
         message that turns out to open a thread uses its decision here; a message in an
         existing thread is decided again with its thread. ``decide`` is pure, so this changes
         when the work happens, not what is decided."""
-        if not env.triager.blocking:
+        if not rows:
             return {}
         try:
-            async with self.sessions() as s:
-                rows = await self._load(s, claimed)
             messages = {mid: inbound_from_row(r) for mid, r in rows.items()}
         except Exception as exc:  # only an optimisation: the transaction decides anyway
             log.warning("could not pre-triage a batch (%s: %s)", type(exc).__name__, exc)

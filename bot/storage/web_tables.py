@@ -26,6 +26,21 @@ class WebActionRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class OverviewDayRow(SQLModel, table=True):
+    """One settled UTC day of the overview's figures, pre-aggregated (bot/analytics/rollup.py).
+
+    ``fingerprint`` names the settings the figures depend on (SLA policies, staff identities);
+    ``computed_at`` is compared with the day's threads' ``updated_at`` to know it is still valid.
+    """
+
+    __tablename__ = "overview_day"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD (UTC)
+    computed_at: datetime
+    figures: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
 # Indexes on core tables that the dashboard's window queries need (100,000+ threads):
 # created here so that they live with the feature that uses them (migration 0004).
 _THREAD = ThreadRow.__table__  # type: ignore[attr-defined]
@@ -49,6 +64,8 @@ Index(
         )
     ),
 )
+# the roll-up validity check: the latest update of each day's threads, from the index alone
+Index("ix_thread_opened_updated", _THREAD.c.opened_at, _THREAD.c.updated_at)
 # covering indexes: the overview reads (kind, message id) of recent decisions and the thread ids
 # of recent messages by helpers/staff without touching the tables
 Index("ix_decision_created", _DECISION.c.kind, _DECISION.c.created_at, _DECISION.c.message_id)

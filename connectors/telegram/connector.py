@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from typing import Any, ClassVar
 
 from telegram import Bot, Message, ReplyParameters, Update
 from telegram import error as tg
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.errors import AuthError, ConflictError, PermanentSendError, RateLimited, TransientError
@@ -38,6 +36,7 @@ from bot.models import (
 )
 from connectors.base import ConnectorContext, ConnectorSettings, PushConnector, Sink
 from connectors.telegram.errors import retry_after_seconds, translate
+from connectors.telegram.http import AiohttpRequest
 from connectors.telegram.normalize import (
     BotIdentity,
     message_id,
@@ -111,14 +110,8 @@ class TelegramConnector(PushConnector[TelegramSettings]):
         s = self.settings
         timeout = s.request_timeout
 
-        def request(pool: int) -> HTTPXRequest:
-            return HTTPXRequest(
-                connection_pool_size=pool,
-                read_timeout=timeout,
-                write_timeout=timeout,
-                connect_timeout=timeout,
-                pool_timeout=timeout,
-            )
+        def request(pool: int) -> AiohttpRequest:
+            return AiohttpRequest(pool_size=pool, timeout=timeout)
 
         return Bot(
             token=s.token.get_secret_value(),
@@ -129,8 +122,6 @@ class TelegramConnector(PushConnector[TelegramSettings]):
         )
 
     async def start(self) -> None:
-        # httpx logs every request URL at INFO, and Bot API URLs contain the token
-        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         bot = self._make_bot()
         try:
             await bot.initialize()  # getMe: checks the token (PTB's message would include it)

@@ -62,6 +62,7 @@ class World:
         self.add_user("dave", roles=[self.helper_role_id])
         self.add_user("erin", roles=[self.staff_role_id])
         self.channels: dict[str, Json] = {}
+        self._dm_by_user: dict[str, Json] = {}  # recipient id -> DM channel
         self.messages: dict[str, list[Json]] = {}
         self.by_id: dict[str, Json] = {}
         self.text_channel_id = sf()
@@ -109,6 +110,8 @@ class World:
 
     def _add_channel(self, ch: Json) -> Json:
         self.channels[ch["id"]] = ch
+        if ch["type"] == P.DM and ch.get("recipients"):
+            self._dm_by_user.setdefault(ch["recipients"][0]["id"], ch)
         self.messages.setdefault(ch["id"], [])
         return ch
 
@@ -345,10 +348,12 @@ class World:
         return it
 
     def dm_channel_for(self, user_id: str) -> Json:
-        for ch in self.channels.values():
-            if ch["type"] == P.DM and ch["recipients"][0]["id"] == user_id:
-                return ch
-        return self._add_channel(P.dm_channel(self.sf(), self.user(user_id)))
+        """The DM channel with ``user_id``, created on first use (looked up in an index kept by
+        ``_add_channel``, not a scan: the e2e benchmark opens thousands of DMs)."""
+        ch = self._dm_by_user.get(user_id)
+        if ch is None or ch["id"] not in self.channels:
+            ch = self._add_channel(P.dm_channel(self.sf(), self.user(user_id)))
+        return ch
 
     async def dm(self, content: str, *, author: str | Json = "carol") -> Json:
         """A user writes to the bot in a direct message."""

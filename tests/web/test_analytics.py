@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -400,8 +401,71 @@ async def test_sql_overview_equals_the_python_rules_on_random_threads(migrated: 
                 fast = await load_overview(s, config.settings, now - span, now)
                 assert fast == await load_overview_from_facts(s, config.settings, now - span, now), span
                 assert fast.total > 0 and fast.sla.met and fast.sla.breached
+        await _check_rollups(sessions, config.settings, now)
     finally:
         await engine.dispose()
+
+
+async def _check_rollups(sessions: Any, settings: Any, now: datetime) -> None:
+    """The 30-day overview stores settled days, reuses them, and recomputes a day when one of its
+    threads changes or when the settings the figures depend on change."""
+    from sqlalchemy import select, update
+
+    from bot.analytics.queries import (
+        THREAD,
+        bucket_expr,
+        dialect,
+        load_overview,
+        load_overview_from_facts,
+    )
+    from bot.analytics.rollup import OVERVIEW_DAY, fingerprint
+
+    span = timedelta(days=30)
+    async with sessions() as s:
+        stored = (await s.execute(select(OVERVIEW_DAY.c.day, OVERVIEW_DAY.c.computed_at))).all()
+    assert len(stored) >= 7  # ten days of threads: the settled ones were rolled up
+    assert {r.day for r in stored} <= {(now - timedelta(days=d)).strftime("%Y-%m-%d") for d in range(12)}
+    async with sessions() as s:  # a second load reuses them: nothing recomputed
+        again = await load_overview(s, settings, now - span, now)
+        assert again == await load_overview_from_facts(s, settings, now - span, now)
+        assert (await s.execute(select(OVERVIEW_DAY.c.day, OVERVIEW_DAY.c.computed_at))).all() == stored
+    # a helper answers a question of a settled day: that day (only) is recomputed
+    async with sessions() as s, s.begin():
+        tid, opened, old_day = (
+            await s.execute(
+                select(THREAD.c.id, THREAD.c.opened_at, bucket_expr(dialect(s), THREAD.c.opened_at, "day"))
+                .where(
+                    bucket_expr(dialect(s), THREAD.c.opened_at, "day").in_([r.day for r in stored]),
+                    THREAD.c.first_response_at.is_(None),
+                )
+                .order_by(THREAD.c.id)
+                .limit(1)
+            )
+        ).one()
+        await s.execute(
+            update(THREAD)
+            .where(THREAD.c.id == tid)
+            .values(
+                state="answered",
+                first_response_at=opened + timedelta(minutes=5),
+                updated_at=datetime.now(UTC) + timedelta(minutes=2),
+            )
+        )
+    async with sessions() as s:
+        changed = await load_overview(s, settings, now - span, now)
+        assert changed == await load_overview_from_facts(s, settings, now - span, now)
+        assert changed.responses == again.responses + 1
+        after = dict((await s.execute(select(OVERVIEW_DAY.c.day, OVERVIEW_DAY.c.computed_at))).all())
+    assert [d for d, at in stored if after[d] != at] == [old_day]
+    # other settings (a new staff member): figures under a new fingerprint, still equal
+    staff = settings.model_copy(
+        update={"helpers": [h.model_copy(update={"role": "staff"}) for h in settings.helpers]}
+    )
+    assert fingerprint(staff) != fingerprint(settings)
+    async with sessions() as s:
+        assert await load_overview(s, staff, now - span, now) == await load_overview_from_facts(
+            s, staff, now - span, now
+        )
 
 
 def _row(mid: int, tid: int, author: str, at: datetime) -> dict[str, object]:
