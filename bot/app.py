@@ -49,6 +49,7 @@ Role = Literal["all", "ingest", "worker", "scheduler"]
 #: how long shutdown waits for running jobs, workers and sends to finish before cancelling them
 SHUTDOWN_GRACE_S = 10.0
 TRIAGE_SWITCH_INTERVAL_S = 0.001  # see App.run
+ROLLUP_INTERVAL_S = 600.0  # the dashboard's first 30-day view of a day reads stored figures
 
 
 def build_worker_env(config: Config, triager: Triager | None = None) -> WorkerEnv:
@@ -206,6 +207,15 @@ class App:
                     next_run_time=datetime.now(UTC),
                     misfire_grace_time=None,
                 )
+                if s.web.enabled:  # keep the overview's daily roll-ups warm (bot/analytics/rollup.py)
+                    self.scheduler.add_job(
+                        self._rollup_job,
+                        "interval",
+                        seconds=ROLLUP_INTERVAL_S,
+                        id="overview-rollups",
+                        next_run_time=datetime.now(UTC) + timedelta(seconds=30),
+                        misfire_grace_time=None,
+                    )
                 if s.web.trends.alert:  # trend spikes to the staff channel (bot/analytics/alerts.py)
                     self.scheduler.add_job(
                         self._trends_job,
@@ -292,6 +302,11 @@ class App:
     async def _knowledge_job(self) -> None:
         if self.knowledge is not None:
             await self._tracked(self.knowledge.refresh())
+
+    async def _rollup_job(self) -> None:
+        from bot.analytics.rollup import warm
+
+        await self._tracked(warm(self._sessions, self.holder.current.settings))
 
     async def _trends_job(self) -> None:
         from bot.analytics.alerts import post_spike_alerts

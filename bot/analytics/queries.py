@@ -8,12 +8,14 @@ time with :func:`has_table`, so the dashboard shows what exists and degrades cle
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -59,6 +61,7 @@ DECISION: Table = DecisionRow.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 
 Unit = Literal["day", "hour"]
+OPENING_SLACK = timedelta(days=1)  # see aggregate(): a thread's opening decision is this close
 OPEN_STATES = sorted(s.value for s in OPEN_THREAD_STATES)
 
 
@@ -274,13 +277,15 @@ class Aggregate:
         self.times.extend(other.times)
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON value; the response times as base64 float64s (exact, and ~20x faster to read
+        back than a JSON list of a few thousand numbers)."""
         return {
             "counts": dict(self.counts),
             "sla": dict(self.sla),
             "resolved": self.resolved,
             "total": self.total,
             "volume": [[p, b, n] for (p, b), n in sorted(self.volume.items())],
-            "times": sorted(self.times),
+            "times_f64": base64.b64encode(np.asarray(sorted(self.times), dtype="<f8").tobytes()).decode(),
         }
 
     @classmethod
@@ -291,7 +296,7 @@ class Aggregate:
             resolved=int(data["resolved"]),
             total=int(data["total"]),
             volume=Counter({(str(p), str(b)): int(n) for p, b, n in data["volume"]}),
-            times=[float(t) for t in data["times"]],
+            times=np.frombuffer(base64.b64decode(data["times_f64"]), dtype="<f8").tolist(),
         )
 
 
@@ -319,9 +324,13 @@ async def aggregate(  # noqa: PLR0917
         return THREAD.c.id.in_(ids)
 
     def opened_with(kinds: Iterable[str]) -> ColumnElement[bool]:
-        # set membership (one scan of the covering index ix_decision_created), not a lookup per thread
+        # set membership (one scan of the covering index ix_decision_created), not a lookup per
+        # thread; a thread opens with its first decision (the worker stamps both with one time),
+        # so the decisions of [lo, hi + a day of slack] are all the opening ones of the span
         roots = select(DECISION.c.message_id).where(
-            DECISION.c.created_at >= lo, DECISION.c.kind.in_(sorted(kinds))
+            DECISION.c.created_at >= lo,
+            DECISION.c.created_at <= hi + OPENING_SLACK,
+            DECISION.c.kind.in_(sorted(kinds)),
         )
         return THREAD.c.root_message_id.in_(roots)
 
