@@ -85,6 +85,11 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._round: list[tuple[outbox.OutboxItem, SendReceipt]] = []
         self._marker = _SendingMarker(sessions)
+        self._sem = asyncio.Semaphore(concurrency)
+        self._queues: dict[tuple[str, str], list[outbox.OutboxItem]] = {}
+        self._drains: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._in_hand = 0  # claimed by run() and not sent or requeued yet
+        self._flusher: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -107,7 +112,79 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        await run_rounds(self.run_once, wake=self._wake, stop=self._stop, idle=self.idle)
+        """Dispatch continuously: claim whatever is due as soon as there is room, append it to
+        its destination's queue (one sender per destination keeps each conversation in order),
+        and let every destination go at its own pace. Unlike :meth:`run_once`, a new item never
+        waits for the slowest send of an earlier batch."""
+        try:
+            await run_rounds(self._claim_more, wake=self._wake, stop=self._stop, idle=self.idle)
+        finally:
+            while self._drains:  # shutting down: senders requeue what they have not sent
+                await asyncio.gather(*self._drains.values(), return_exceptions=True)
+            await self._flush_sent()
+
+    def _capacity(self) -> int:
+        return self.concurrency * 8
+
+    async def _claim_more(self) -> int:
+        active = [cid for cid in self.connectors if cid not in self.stopped]
+        room = self._capacity() - self._in_hand
+        if not active or room <= 0:
+            return 0
+        async with self.sessions() as s, s.begin():
+            items = await outbox.claim_due(s, self.name, room, active)
+        for item in items:
+            m = item.message
+            key = (m.connector_id, f"dm:{m.private_to}" if m.private_to else m.conversation_id)
+            self._queues.setdefault(key, []).append(item)
+            self._in_hand += 1
+            if key not in self._drains:
+                self._drains[key] = asyncio.create_task(self._drain(key), name=f"dispatch:{key[0]}")
+        return len(items)
+
+    async def _drain(self, key: tuple[str, str]) -> None:
+        queue = self._queues[key]
+        held, why = 0.0, "dispatcher error"
+        try:
+            async with self._sem:
+                while queue:
+                    if self._stop.is_set():  # shutting down: the rest goes back, in order
+                        why = "dispatcher stopped before sending"
+                        break
+                    item = queue.pop(0)
+                    self._in_hand -= 1
+                    held = await self._send_one(item)
+                    if held:  # destination paused: the rest goes back, in order
+                        why = "destination paced"
+                        break
+        except Exception:
+            log.exception("dispatching to %s failed", key)
+        finally:
+            while queue:  # what this sender will not send (more may arrive while requeueing)
+                rest = queue[:]
+                queue.clear()
+                self._in_hand -= len(rest)
+                try:
+                    await self._requeue(rest, held, why)
+                except Exception:
+                    log.exception("could not requeue %d outbox items (their claim will expire)", len(rest))
+            del self._queues[key]
+            del self._drains[key]
+            self._flush_soon()
+            self._wake.set()  # room again: claim more
+
+    def _flush_soon(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        await asyncio.sleep(0)  # senders finishing in the same loop iteration share the flush
+        while self._round:
+            try:
+                await self._flush_sent()
+            except Exception:
+                log.exception("recording sent outbox items failed (they stay 'sending')")
+                return
 
     async def run_once(self) -> int:
         active = [cid for cid in self.connectors if cid not in self.stopped]
