@@ -188,3 +188,58 @@ async def test_interrupted_send_is_recovered_by_connector_kind(env) -> None:  # 
             break
     assert r["i"].state == "sent" and r["g"].state == "sent"  # type: ignore[attr-defined]
     assert item.message.idempotency_key == "g"
+
+
+class SlowFirst(ScriptedJsonl):
+    """Sends to "slow" take a while; everything else goes at once."""
+
+    gate: ClassVar[asyncio.Event | None] = None
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        if message.conversation_id == "slow" and type(self).gate is not None:
+            await type(self).gate.wait()
+        return await super().send(message)
+
+
+async def test_run_dispatches_continuously_in_order_per_destination(tmp_path: Path, migrated: str) -> None:
+    """run(): an answer that becomes due while another destination's send hangs goes out at
+    once (no round to wait for); one destination's messages keep their order; a stop hands
+    back what was not sent, and nothing is sent twice."""
+    engine = create_engine(migrated)
+    sessions = session_factory(engine)
+    conn = SlowFirst("c1", JsonlSettings(inbound=tmp_path / "in.jsonl", outbound=tmp_path / "out.jsonl"))
+    await conn.start()
+    SlowFirst.script, SlowFirst.calls, SlowFirst.gate = [], [], asyncio.Event()
+    d = dispatcher(sessions, conn, idle=0.02)
+    task = asyncio.create_task(d.run())
+    try:
+        await put(sessions, msg("s1", "slow"), msg("s2", "slow"))
+        d.wake()
+        await asyncio.sleep(0.3)  # s1 hangs in its send
+        await put(sessions, msg("a1", "fast-a"), msg("a2", "fast-a"), msg("b1", "fast-b"))
+        d.wake()
+        for _ in range(100):
+            if {"a1", "a2", "b1"} <= {k for _, k in SlowFirst.calls}:
+                break
+            await asyncio.sleep(0.05)
+        sent = [k for _, k in SlowFirst.calls]
+        assert {"a1", "a2", "b1"} <= set(sent), sent  # not held back by the hanging send
+        assert sent.index("a1") < sent.index("a2")
+        assert "s2" not in sent  # queued behind s1: a destination stays in order
+        await put(sessions, msg("s3", "slow"))
+        d.wake()
+        await asyncio.sleep(0.2)
+        d.request_stop()
+        SlowFirst.gate.set()  # s1 completes; s2 and s3 are handed back unsent
+        await asyncio.wait_for(task, 10)
+    finally:
+        SlowFirst.gate = None
+        if not task.done():
+            task.cancel()
+    got = await rows(sessions)
+    states = {k: r.state for k, r in got.items()}  # type: ignore[attr-defined]
+    assert {k: states[k] for k in ("s1", "a1", "a2", "b1")} == dict.fromkeys(("s1", "a1", "a2", "b1"), "sent")
+    assert states["s2"] in ("pending", "retry") and states["s3"] in ("pending", "retry"), states
+    sent = [k for _, k in SlowFirst.calls]
+    assert len(sent) == len(set(sent))  # nothing twice
+    await engine.dispose()
