@@ -121,6 +121,8 @@ class Dispatcher:
         finally:
             while self._drains:  # shutting down: senders requeue what they have not sent
                 await asyncio.gather(*self._drains.values(), return_exceptions=True)
+            if self._flusher is not None:  # a flush in progress holds receipts: let it finish
+                await asyncio.gather(self._flusher, return_exceptions=True)
             await self._flush_sent()
 
     def _capacity(self) -> int:
