@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import AuthError, ConnectorError, PermanentSendError, RateLimited, TransientError
-from bot.models import HealthState, MessageKind, SendReceipt, utcnow
+from bot.models import HealthState, MessageKind, RateLimit, SendReceipt, utcnow
 from bot.pipeline.loop import run_rounds
 from bot.pipeline.pacing import Pacer
 from bot.storage import outbox
@@ -33,9 +33,12 @@ log = logging.getLogger("unsource.dispatcher")
 
 _MESSAGE: Table = MessageRow.__table__  # type: ignore[attr-defined]
 
-#: a paced wait longer than this puts the item back (due at its slot) instead of holding a send
-#: slot while it sleeps: one slow chat must not idle the dispatcher for every other chat
-HOLD_LIMIT_S = 0.05
+#: a paced wait up to this is waited in memory, in the order slots were reserved, without
+#: holding a send slot (other destinations keep sending meanwhile); a longer wait (a group's
+#: per-minute limit, a 429) puts the item back in the outbox, due at its slot. Waiting in
+#: memory matters near a connector-wide limit (Telegram's ~30 messages/s): putting items back
+#: and claiming them again let later answers overtake them and cost two writes each.
+HOLD_LIMIT_S = 2.0
 
 
 @dataclass
@@ -148,17 +151,16 @@ class Dispatcher:
         queue = self._queues[key]
         held, why = 0.0, "dispatcher error"
         try:
-            async with self._sem:
-                while queue:
-                    if self._stop.is_set():  # shutting down: the rest goes back, in order
-                        why = "dispatcher stopped before sending"
-                        break
-                    item = queue.pop(0)
-                    self._in_hand -= 1
-                    held = await self._send_one(item)
-                    if held:  # destination paused: the rest goes back, in order
-                        why = "destination paced"
-                        break
+            while queue:
+                if self._stop.is_set():  # shutting down: the rest goes back, in order
+                    why = "dispatcher stopped before sending"
+                    break
+                item = queue.pop(0)
+                self._in_hand -= 1
+                held = await self._send_one(item)
+                if held:  # destination paused: the rest goes back, in order
+                    why = "destination paced"
+                    break
         except Exception:
             log.exception("dispatching to %s failed", key)
         finally:
@@ -236,7 +238,22 @@ class Dispatcher:
         if wait > HOLD_LIMIT_S:
             await self._requeue([item], wait, f"paced: next slot in {wait:.1f}s")
             return wait
-        await asyncio.sleep(self.pacer.reserve(keys))
+        pause = self.pacer.reserve(keys)
+        if pause > 0:
+            await asyncio.sleep(pause)
+            if self._stop.is_set():  # the sender's loop sees the stop next and puts the rest back
+                await self._requeue([item], 0.0, "dispatcher stopped before sending")
+                return 0.0
+        async with self._sem:  # only the send itself takes one of the ``concurrency`` slots
+            return await self._send_reserved(item, connector, keys)
+
+    async def _send_reserved(
+        self,
+        item: outbox.OutboxItem,
+        connector: AnyConnector,
+        keys: list[tuple[tuple[str, ...], RateLimit]],
+    ) -> float:
+        m = item.message
         await self._marker.mark(item.id)
         # checked last, with no await before the send: another destination may have hit an
         # auth error while this one waited

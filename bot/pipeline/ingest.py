@@ -2,6 +2,9 @@
 
 Both hand batches to :meth:`Ingestor.store`, which stores the messages and the cursor in
 one transaction; the cursor never moves before the messages it covers are committed.
+Batches that arrive while a transaction is open are committed together in the next one
+(group commit): each caller still returns only once its own batch is stored, but a busy
+process makes a few larger writes instead of one per platform event.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import AuthError, ConflictError, ConnectorError, RateLimited
 from bot.models import HealthState, InboundMessage
-from bot.storage.ingest import load_cursor, store_batch
+from bot.storage.ingest import load_cursor, store_batches
 from connectors.base import AnyConnector, PullConnector, PushConnector
 
 log = logging.getLogger("unsource.ingest")
@@ -26,8 +30,17 @@ class IngestStats:
     stored: int = 0
     duplicates: int = 0
     batches: int = 0
+    transactions: int = 0
     errors: int = 0
     per_connector: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    connector_id: str
+    messages: Sequence[InboundMessage]
+    cursor: str | None
+    done: asyncio.Future[list[int]]
 
 
 class Ingestor:
@@ -37,12 +50,20 @@ class Ingestor:
         self.sessions = sessions
         self.stats = IngestStats()
         self.on_stored = on_stored
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def store(self, connector_id: str, messages: Sequence[InboundMessage], cursor: str | None) -> int:
+        """Store one batch and its cursor; return how many messages were new. Returns only once
+        the batch is committed; raises what storing it raised."""
         if not messages and cursor is None:
             return 0
-        async with self.sessions() as s, s.begin():
-            ids = await store_batch(s, connector_id, messages, cursor)
+        done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieved)  # a caller cancelled meanwhile: no "never retrieved" noise
+        self._pending.append(_Pending(connector_id, messages, cursor, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ingest-commit")
+        ids = await asyncio.shield(done)  # a cancelled caller does not cancel the others' write
         self.stats.batches += 1
         self.stats.stored += len(ids)
         self.stats.duplicates += len(messages) - len(ids)
@@ -50,6 +71,40 @@ class Ingestor:
         if ids and self.on_stored is not None:
             self.on_stored()
         return len(ids)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # batches handed over in the same loop iteration join this write
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                results = await self._write(group)
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0].done, exc)
+                    continue
+                # one bad batch must not fail the others: each on its own, each its own outcome
+                for p in group:
+                    try:
+                        _settle(p.done, (await self._write([p]))[0])
+                    except Exception as one:
+                        _settle(p.done, one)
+                continue
+            except BaseException as exc:  # cancelled at shutdown: nobody is left waiting forever
+                for p in group + self._pending:
+                    _settle(p.done, RuntimeError(f"ingest stopped before storing: {exc!r}"))
+                raise
+            for p, ids in zip(group, results, strict=True):
+                _settle(p.done, ids)
+
+    async def _write(self, group: list[_Pending]) -> list[list[int]]:
+        """One transaction; consecutive batches of one connector share their statements."""
+        out: list[list[int]] = []
+        async with self.sessions() as s, s.begin():
+            for cid, run in groupby(group, key=lambda p: p.connector_id):
+                batches = [(p.messages, p.cursor) for p in run]
+                out.extend(await store_batches(s, cid, batches))
+        self.stats.transactions += 1
+        return out
 
     async def cursor(self, connector_id: str) -> str | None:
         async with self.sessions() as s:
@@ -122,6 +177,20 @@ class Ingestor:
             log.warning("connector %s: fetch failed: %s", connector.id, exc)
             return max(next_after, 5.0)
         return next_after
+
+
+def _retrieved(done: asyncio.Future[list[int]]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _settle(done: asyncio.Future[list[int]], outcome: list[int] | Exception) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, Exception):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
 
 
 def is_push(connector: AnyConnector) -> bool:

@@ -64,8 +64,33 @@ async def store_batch(
 
     The caller commits (or the caller's ``session.begin()`` block does).
     """
+    return (await store_batches(session, connector_id, [(messages, cursor)]))[0]
+
+
+async def store_batches(
+    session: AsyncSession,
+    connector_id: str,
+    batches: Sequence[tuple[Sequence[InboundMessage], str | None]],
+) -> list[list[int]]:
+    """Store several of one connector's batches, in order, with the same few statements as
+    one batch; return each batch's new message ids. The cursor stored is the last one given
+    (a later cursor covers everything an earlier one did)."""
+    messages = [m for batch, _ in batches for m in batch]
+    cursor = next((c for _, c in reversed(batches) if c is not None), None)
+    new = await _store(session, connector_id, messages, cursor)
+    out: list[list[int]] = []
+    for batch, _ in batches:
+        ids = [i for m in batch if (i := new.pop(m.external_id, None)) is not None]
+        out.append(sorted(ids))
+    return out
+
+
+async def _store(
+    session: AsyncSession, connector_id: str, messages: Sequence[InboundMessage], cursor: str | None
+) -> dict[str, int]:
+    """external id -> new message id, for the messages stored now (not before)."""
     dialect = dialect_of(session)
-    new_ids: list[int] = []
+    new: dict[str, int] = {}
     now = utcnow()
     for start in range(0, len(messages), _CHUNK):
         chunk = messages[start : start + _CHUNK]
@@ -75,18 +100,22 @@ async def store_batch(
         for m in chunk:
             if m.connector_id != connector_id:
                 raise ValueError(f"message from {m.connector_id!r} handed to the {connector_id!r} sink")
-            if m.external_id not in seen:
+            if m.external_id not in seen and m.external_id not in new:
                 seen.add(m.external_id)
                 rows.append(message_values(m))
+        if not rows:
+            continue
         stmt = (
             insert(dialect, _MESSAGE)
             .on_conflict_do_nothing(index_elements=["connector_id", "external_id"])
-            .returning(_MESSAGE.c.id, _MESSAGE.c.kind, _MESSAGE.c.target_id, _MESSAGE.c.text)
+            .returning(
+                _MESSAGE.c.id, _MESSAGE.c.external_id, _MESSAGE.c.kind, _MESSAGE.c.target_id, _MESSAGE.c.text
+            )
         )
         # executemany form: a cached statement batched by SQLAlchemy ("insertmanyvalues")
         result = (await session.execute(stmt, rows)).all()
         ids = sorted(r.id for r in result)
-        new_ids.extend(ids)
+        new.update((r.external_id, r.id) for r in result)
         if ids:
             await session.execute(
                 insert(dialect, _WORK),
@@ -106,7 +135,7 @@ async def store_batch(
             index_elements=["connector_id"], set_={"value": cursor, "updated_at": now}
         )
         await session.execute(stmt)
-    return new_ids
+    return new
 
 
 async def load_cursor(session: AsyncSession, connector_id: str) -> str | None:

@@ -19,6 +19,10 @@ from bot.errors import MalformedPayload
 DISCORD_EPOCH_MS = 1420070400000
 #: channels kept in the cursor; the least recently active beyond this are dropped (they fall back to ``w``)
 MAX_CHANNELS = 2000
+#: the cursor may grow this far past MAX_CHANNELS before it is cut back to MAX_CHANNELS: cutting
+#: sorts every channel, and doing that for each message from a new DM channel costs more than
+#: the message itself
+TRIM_SLACK = MAX_CHANNELS // 8
 
 
 def snowflake_at(when: datetime) -> int:
@@ -30,6 +34,10 @@ def snowflake_at(when: datetime) -> int:
 class Cursor:
     channels: dict[str, int] = field(default_factory=dict)
     watermark: int | None = None
+    #: each channel's piece of the JSON, kept up to date as the cursor advances: a live message
+    #: re-serializes the cursor, and with thousands of DM channels a full ``json.dumps`` per
+    #: message was a measurable share of the bot's event loop (bench/e2e.py)
+    _pieces: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: str | None) -> Cursor:
@@ -44,13 +52,18 @@ class Cursor:
             raise MalformedPayload(f"not a Discord connector cursor: {raw[:80]!r}") from exc
 
     def dump(self) -> str:
-        return json.dumps(
-            {"v": 1, "ch": {k: str(v) for k, v in self.channels.items()}, "w": _opt(self.watermark)},
-            separators=(",", ":"),
-        )
+        pieces = self._pieces
+        if len(pieces) != len(self.channels):  # built directly, not advanced: serialize it all
+            pieces.clear()
+            pieces.update((k, _piece(k, v)) for k, v in self.channels.items())
+        w = json.dumps(_opt(self.watermark))
+        return '{"v":1,"ch":{' + ",".join(pieces.values()) + '},"w":' + w + "}"
 
     def copy(self) -> Cursor:
-        return Cursor(dict(self.channels), self.watermark)
+        out = Cursor(dict(self.channels), self.watermark)
+        if len(self._pieces) == len(self.channels):
+            out._pieces = dict(self._pieces)
+        return out
 
     @property
     def empty(self) -> bool:
@@ -63,15 +76,23 @@ class Cursor:
     def advanced(self, seen: dict[str, int]) -> Cursor:
         """A new cursor that also covers ``seen`` ({channel: highest message id})."""
         out = self.copy()
+        tracked = len(out._pieces) == len(out.channels)
         for ch, mid in seen.items():
             if mid > out.channels.get(ch, 0):
                 out.channels[ch] = mid
+                if tracked:
+                    out._pieces[ch] = _piece(ch, mid)
             if out.watermark is None or mid > out.watermark:
                 out.watermark = mid
-        if len(out.channels) > MAX_CHANNELS:
+        if len(out.channels) > MAX_CHANNELS + TRIM_SLACK:
             keep = sorted(out.channels.items(), key=lambda kv: kv[1], reverse=True)[:MAX_CHANNELS]
             out.channels = dict(keep)
+            out._pieces = {k: out._pieces[k] for k in out.channels} if tracked else {}
         return out
+
+
+def _piece(channel: str, message_id: int) -> str:
+    return f"{json.dumps(channel)}:{json.dumps(str(message_id))}"
 
 
 def _opt(value: int | None) -> str | None:

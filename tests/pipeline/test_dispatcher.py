@@ -243,3 +243,46 @@ async def test_run_dispatches_continuously_in_order_per_destination(tmp_path: Pa
     sent = [k for _, k in SlowFirst.calls]
     assert len(sent) == len(set(sent))  # nothing twice
     await engine.dispose()
+
+
+class ConnectorPaced(ScriptedJsonl):
+    """A connector-wide limit (like Telegram's ~30 messages/s overall), here 5 per second."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        mode="pull",
+        max_text_length=4000,
+        rate_limits=(RateLimit(scope="connector", limit=5, per_seconds=1.0),),
+    )
+
+
+async def test_connector_wide_pace_waits_in_memory_in_order(tmp_path: Path, migrated: str) -> None:
+    """Near a connector-wide limit, answers to many destinations wait for their slots in the
+    order they were claimed: none is put back in the outbox (where a later answer could
+    overtake it), and the limit holds in every rolling second."""
+    engine = create_engine(migrated)
+    sessions = session_factory(engine)
+    conn = ConnectorPaced("c1", JsonlSettings(inbound=tmp_path / "in.jsonl", outbound=tmp_path / "out.jsonl"))
+    await conn.start()
+    ConnectorPaced.script, ConnectorPaced.calls = [], []
+    await put(sessions, *(msg(f"q{i:02d}", f"dm-{i}") for i in range(12)))
+    d = dispatcher(sessions, conn, idle=0.02, concurrency=1, pacer=Pacer())
+    task = asyncio.create_task(d.run())
+    try:
+        for _ in range(200):
+            if len(ConnectorPaced.calls) == 12:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        d.request_stop()
+        await asyncio.wait_for(task, 10)
+    times = [t for t, _ in ConnectorPaced.calls]
+    assert [k for _, k in ConnectorPaced.calls] == [f"q{i:02d}" for i in range(12)]
+    for i in range(5, len(times)):
+        assert times[i] - times[i - 5] >= 0.95, "more than 5 sends in a second"
+    assert times[-1] - times[0] < 3.5, "waited for slots, not for a requeue and a new claim"
+    got = await rows(sessions)
+    assert {r.state for r in got.values()} == {"sent"}  # type: ignore[attr-defined]
+    claimed_at = [r.claimed_at for r in got.values()]  # type: ignore[attr-defined]
+    # claimed as soon as there was room (two claims of 8 and 4), never put back and claimed again
+    assert max(claimed_at) - min(claimed_at) < timedelta(seconds=0.5)
+    await engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from bot.errors import MalformedPayload, PermanentSendError
 from bot.models import AnswerCard, Button, Mention, OutboundMessage
 from connectors.discord import DiscordSettings
-from connectors.discord.cursor import MAX_CHANNELS, Cursor, snowflake_at
+from connectors.discord.cursor import MAX_CHANNELS, TRIM_SLACK, Cursor, snowflake_at
 from connectors.discord.render import nonce_for, render
 
 
@@ -44,8 +45,23 @@ def test_cursor_round_trip_and_advance() -> None:
 
 
 def test_cursor_keeps_the_most_recent_channels() -> None:
-    c = Cursor().advanced({str(i): 1000 + i for i in range(MAX_CHANNELS + 10)})
-    assert len(c.channels) == MAX_CHANNELS and "0" not in c.channels and str(MAX_CHANNELS + 9) in c.channels
+    c = Cursor().advanced({str(i): 1000 + i for i in range(MAX_CHANNELS + TRIM_SLACK)})
+    assert len(c.channels) == MAX_CHANNELS + TRIM_SLACK  # within the slack: nothing cut yet
+    n = MAX_CHANNELS + TRIM_SLACK + 1
+    c = c.advanced({str(n - 1): 1000 + n - 1})  # one past the slack: cut back to the most recent
+    assert len(c.channels) == MAX_CHANNELS and "0" not in c.channels and str(n - 1) in c.channels
+    assert min(c.channels.values()) == 1000 + n - MAX_CHANNELS
+
+
+def test_cursor_dump_is_plain_json_after_any_path() -> None:
+    """The incrementally kept serialization equals a fresh one, through advances, cuts and copies."""
+    c = Cursor.parse('{"v":1,"ch":{"5":"50"},"w":"50"}')
+    for i in range(MAX_CHANNELS + TRIM_SLACK + 40):
+        c = c.advanced({str(100 + i % (MAX_CHANNELS + TRIM_SLACK + 7)): 10_000 + i})
+        if i % 397 == 0 or i > MAX_CHANNELS + TRIM_SLACK:
+            expected = {"v": 1, "ch": {k: str(v) for k, v in c.channels.items()}, "w": str(c.watermark)}
+            assert json.loads(c.dump()) == expected
+            assert Cursor.parse(c.dump()) == c
 
 
 def test_snowflake_of_a_time_is_ordered() -> None:
