@@ -8,6 +8,10 @@ from collections.abc import Callable, Sequence
 
 from bot.models import OutboundMessage, RateLimit
 
+#: every this many reservations, windows that no longer hold anything are forgotten (one per
+#: destination ever answered would otherwise accumulate for the life of the process)
+PRUNE_EVERY = 1024
+
 
 class Pacer:
     """Reserves send slots so that no window's limit is exceeded.
@@ -20,6 +24,7 @@ class Pacer:
         self.clock = clock
         self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._blocked_until: dict[tuple[str, ...], float] = {}
+        self._reserved = 0
 
     @staticmethod
     def keys_for(
@@ -50,8 +55,30 @@ class Pacer:
         for key, lim in keys:
             window = self._windows.setdefault(key, deque(maxlen=lim.limit))
             window.append(at)
+        self._reserved += 1
+        if self._reserved % PRUNE_EVERY == 0:
+            self.prune()
         return wait
+
+    def prune(self) -> None:
+        """Forget windows whose last send has left them and blocks that have ended: a send
+        through them would not wait, with or without them."""
+        now = self.clock()
+        stale = [k for k, w in self._windows.items() if not w or w[-1] + _per_seconds(k) <= now]
+        for key in stale:
+            del self._windows[key]
+        for scope in [k for k, until in self._blocked_until.items() if until <= now]:
+            del self._blocked_until[scope]
+
+    def __len__(self) -> int:
+        """Windows and blocks remembered (bounded by the destinations active lately)."""
+        return len(self._windows) + len(self._blocked_until)
 
     def block(self, scope: tuple[str, ...], seconds: float) -> None:
         """The platform said 429 for this scope: nothing goes there for ``seconds``."""
         self._blocked_until[scope] = max(self._blocked_until.get(scope, 0.0), self.clock() + seconds)
+
+
+def _per_seconds(key: tuple[str, ...]) -> float:
+    """A window key ends with ``"<limit>/<per_seconds>"`` (see :meth:`Pacer.keys_for`)."""
+    return float(key[-1].rpartition("/")[2])

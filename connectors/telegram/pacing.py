@@ -20,6 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 _IN_FLIGHT_RECHECK = 0.05  # seconds between checks while the blocking sends are still in flight
+#: every this many sends, state for chats that no longer constrain anything is forgotten (a
+#: bot that answers many DMs would otherwise keep a lock and a timestamp per chat forever)
+PRUNE_EVERY = 1024
 
 
 class _Window:
@@ -62,6 +65,8 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._users: dict[str, int] = {}  # chat -> slot() calls in progress (the lock's users)
+        self._slots = 0
         self._next: dict[str, float] = {}
         self._blocked: dict[str, float] = {}
         self._group: dict[str, _Window] = {}
@@ -84,24 +89,56 @@ class Pacer:
     @asynccontextmanager
     async def slot(self, chat: str, *, is_group: bool) -> AsyncIterator[None]:
         windows = self._windows(chat, is_group)
-        async with self._locks[chat]:
-            while True:
-                now = self._clock()
-                wait = max(
-                    self._next.get(chat, 0.0) - now,
-                    self._blocked.get(chat, 0.0) - now,
-                    *(w.wait(now) for w in windows),
-                )
-                if wait <= 0:
-                    break
-                self.waited += wait
-                await self._sleep(wait)
-            # checked and taken with no await in between: the windows stay exact
-            entries = [w.take() for w in windows]
-            try:
+        self._users[chat] = self._users.get(chat, 0) + 1
+        try:
+            async with self._locks[chat], self._slot(chat, windows):
                 yield
-            finally:
-                done = self._clock()
-                for entry in entries:
-                    entry[0] = done
-                self._next[chat] = done + self.per_chat_interval
+        finally:
+            left = self._users[chat] = self._users[chat] - 1
+            if not left:  # nobody holds or waits for this chat's lock
+                del self._users[chat]
+                del self._locks[chat]
+            self._slots += 1
+            if self._slots % PRUNE_EVERY == 0:
+                self.prune()
+
+    @asynccontextmanager
+    async def _slot(self, chat: str, windows: list[_Window]) -> AsyncIterator[None]:
+        """Wait for the chat's turn in every window, then hold it while the message is sent."""
+        while True:
+            now = self._clock()
+            wait = max(
+                self._next.get(chat, 0.0) - now,
+                self._blocked.get(chat, 0.0) - now,
+                *(w.wait(now) for w in windows),
+            )
+            if wait <= 0:
+                break
+            self.waited += wait
+            await self._sleep(wait)
+        # checked and taken with no await in between: the windows stay exact
+        entries = [w.take() for w in windows]
+        try:
+            yield
+        finally:
+            done = self._clock()
+            for entry in entries:
+                entry[0] = done
+            self._next[chat] = done + self.per_chat_interval
+
+    def prune(self) -> None:
+        """Forget per-chat state that no longer constrains a send: next-send times and blocks
+        in the past, group windows with nothing left in them."""
+        now = self._clock()
+        for chat in [c for c, t in self._next.items() if t <= now and c not in self._users]:
+            del self._next[chat]
+        for chat in [c for c, t in self._blocked.items() if t <= now]:
+            del self._blocked[chat]
+        for chat, window in list(self._group.items()):
+            window.wait(now)  # drops the entries that have left the window
+            if not window.entries and chat not in self._users:
+                del self._group[chat]
+
+    def __len__(self) -> int:
+        """Chats with state kept (bounded by the chats active lately)."""
+        return len(set(self._next) | set(self._blocked) | set(self._group) | set(self._locks))

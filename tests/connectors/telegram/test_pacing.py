@@ -58,3 +58,19 @@ async def test_a_429_blocks_only_its_chat() -> None:
     pacer.block("-1", 5.0)
     assert await send_times(pacer, vt, [("-2", True), ("42", False)]) == [0.0, 0.0]
     assert await send_times(pacer, vt, [("-1", True)]) == [5.0]
+
+
+async def test_state_for_quiet_chats_is_forgotten_and_limits_still_hold() -> None:
+    """A bot answering thousands of DMs keeps state only for chats active lately, and pruning
+    never lets a chat that is still inside a window send early."""
+    vt = VirtualTime()
+    pacer = Pacer(per_chat_interval=1.0, group_limit=2, group_window=60.0, clock=vt.clock, sleep=vt.sleep)
+    await send_times(pacer, vt, [("-7", True), ("-7", True)])  # group -7: its window is full until t=60
+    for i in range(1200):  # 1,200 distinct DM chats, 25 per second (under the 30/s overall)
+        vt.now += 0.04
+        assert await send_times(pacer, vt, [(str(i), False)]) == [vt.now]
+    assert vt.now < 50.0
+    assert len(pacer) < 300, len(pacer)  # not one entry per chat ever answered
+    last = vt.now
+    assert await send_times(pacer, vt, [("1199", False)]) == [last + 1.0], "its second still holds"
+    assert await send_times(pacer, vt, [("-7", True)]) == [60.0], "the group's minute still holds"
