@@ -80,6 +80,11 @@ def question(i: int, **kw: Any) -> dict[str, Any]:
 
 
 def read_out(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of the bot's outbound file. Read while the bot appends, the last line
+    can be half written (an append that spans a page boundary becomes visible in pieces): it is
+    left for the next read, as the connector itself does with a torn line at start."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    text = path.read_bytes().decode("utf-8", "replace")
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
